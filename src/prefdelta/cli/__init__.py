@@ -1,0 +1,62 @@
+"""The ``prefdelta`` command line: one subcommand per stage, plus ``demo`` and ``run``.
+
+User errors (bad config, missing table, bad input file) print one line and exit with
+code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from prefdelta.cli.common import stage_app
+from prefdelta.cli.study import register as register_study
+from prefdelta.errors import UserError
+
+app = typer.Typer(
+    name="prefdelta",
+    help="What does a preference pair actually teach? Build, judge, select, train and evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+STAGE_HELP = {
+    "problems": "Write the problems table (arith world: zoo training set, pair problems, eval suites).",
+    "zoo": "Train the generator zoo (tiny causal LMs) once and cache it in the workspace.",
+    "generate": "Sample reasoning traces from every generator on the pair problems.",
+    "judge": "Score every trace along the five reasoning-quality dimensions.",
+    "pairs": "Build preference pairs with generator-level and sample-level deltas.",
+    "select": "Select the pairs to train on (top fraction by a delta, random control, all).",
+    "train": "Train the student with DPO on each selection.",
+    "eval": "Evaluate generators and trained students on in- and out-of-domain suites.",
+    "report": "Write the Markdown summary of the study.",
+}
+for _name, _help in STAGE_HELP.items():
+    app.add_typer(stage_app(_name, _help), name=_name)
+register_study(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("PREFDELTA_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="prefdelta", standalone_mode=False)
+    except UserError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)

@@ -1,0 +1,1 @@
+"""Evaluation: suites, graders and confidence intervals."""

@@ -1,0 +1,1 @@
+"""Generation backends behind one interface (see :mod:`prefdelta.generate.base`)."""

@@ -1,0 +1,1 @@
+"""Judges: scores for every trace along the reasoning-quality dimensions."""

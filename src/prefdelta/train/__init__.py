@@ -1,0 +1,1 @@
+"""Preference training: losses (pure), log-probabilities, and the training loop."""
