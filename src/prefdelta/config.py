@@ -89,7 +89,9 @@ class PairsConfig(_Strict):
     def _known_dims(self) -> PairsConfig:
         unknown = [k for k in self.weights if k not in DIMENSIONS]
         if unknown:
-            raise ValueError(f"unknown dimension {unknown[0]!r} in weights; expected one of {', '.join(DIMENSIONS)}")
+            raise ValueError(
+                f"unknown dimension {unknown[0]!r} in weights; expected one of {', '.join(DIMENSIONS)}"
+            )
         return self
 
 
@@ -143,7 +145,9 @@ class StudyConfig(_Strict):
 
     name: str = "study"
     seed: int = 0
-    threads: int = Field(2, ge=1, le=256, description="torch threads (set explicitly: shared machines are noisy)")
+    threads: int = Field(
+        2, ge=1, le=256, description="torch threads (set explicitly: shared machines are noisy)"
+    )
     world: WorldConfig = Field(default_factory=WorldConfig)
     zoo: list[ZooModelSpec] = Field(min_length=2)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
@@ -159,8 +163,11 @@ class StudyConfig(_Strict):
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
             raise ValueError(f"zoo ids must be unique; {sorted(dupes)[0]!r} appears twice")
-        for field_name, names in (("pairs.chosen", self.pairs.chosen), ("pairs.rejected", self.pairs.rejected),
-                                  ("train.student", [self.train.student])):
+        for field_name, names in (
+            ("pairs.chosen", self.pairs.chosen),
+            ("pairs.rejected", self.pairs.rejected),
+            ("train.student", [self.train.student]),
+        ):
             for name in names:
                 if name not in ids:
                     raise ValueError(f"{field_name} names {name!r}, which is not a zoo id ({', '.join(ids)})")

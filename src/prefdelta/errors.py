@@ -16,6 +16,4 @@ class MissingDependency(UserError):
     """An optional extra is needed for the requested feature."""
 
     def __init__(self, package: str, extra: str, feature: str) -> None:
-        super().__init__(
-            f"{feature} needs the '{package}' package: pip install 'prefdelta[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package: pip install 'prefdelta[{extra}]'")

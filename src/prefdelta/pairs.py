@@ -68,7 +68,9 @@ def cross_generator_pairs(
     gens = generators.set_index("generator_id")
     missing_t = traces.loc[~traces["trace_id"].isin(scores.index), "trace_id"]
     if len(missing_t):
-        raise UserError(f"trace {missing_t.iloc[0]!r} has no judgment; run the judge stage on these traces first")
+        raise UserError(
+            f"trace {missing_t.iloc[0]!r} has no judgment; run the judge stage on these traces first"
+        )
     unknown = sorted(set(traces["generator_id"]) - set(gens.index))
     if unknown:
         raise UserError(f"trace generator {unknown[0]!r} is not in the generators table")
@@ -147,13 +149,14 @@ def add_deltas(
     out["rejected_capability"] = cap.reindex(out["rejected_generator"]).to_numpy()
     out["generator_gap"] = out["chosen_capability"] - out["rejected_capability"]
     params = generators["params"].astype(float)
-    out["param_ratio"] = params.reindex(out["chosen_generator"]).to_numpy() / params.reindex(
-        out["rejected_generator"]
-    ).to_numpy()
+    out["param_ratio"] = (
+        params.reindex(out["chosen_generator"]).to_numpy()
+        / params.reindex(out["rejected_generator"]).to_numpy()
+    )
     fam = generators["family"]
-    out["same_family"] = fam.reindex(out["chosen_generator"]).to_numpy() == fam.reindex(
-        out["rejected_generator"]
-    ).to_numpy()
+    out["same_family"] = (
+        fam.reindex(out["chosen_generator"]).to_numpy() == fam.reindex(out["rejected_generator"]).to_numpy()
+    )
     total_w = sum(weights.get(d, 0.0) for d in dimensions) or 1.0
     agg = np.zeros(len(out))
     for d in dimensions:

@@ -39,8 +39,12 @@ def size_of(n_pairs: int, fraction: float) -> int:
 
 def _record(ids: pd.Series, strategy: str, key: str, fraction: float, seed: int) -> pd.DataFrame:
     if len(ids) == 0:
-        raise UserError(f"selection '{strategy}' by {key} came out empty; refusing to write an empty training set")
-    selection_id = f"{strategy}-{key}-{fraction:g}-s{seed}" if strategy == "random" else f"{strategy}-{key}-{fraction:g}"
+        raise UserError(
+            f"selection '{strategy}' by {key} came out empty; refusing to write an empty training set"
+        )
+    selection_id = (
+        f"{strategy}-{key}-{fraction:g}-s{seed}" if strategy == "random" else f"{strategy}-{key}-{fraction:g}"
+    )
     return pd.DataFrame(
         {
             "selection_id": selection_id,
@@ -63,7 +67,13 @@ def select_top(pairs: pd.DataFrame, key: str, fraction: float, bottom: bool = Fa
     values = pairs[col].to_numpy(dtype=float)
     values = np.where(np.isnan(values), -np.inf if not bottom else np.inf, values)
     order = np.lexsort((pairs["pair_id"].to_numpy(), values if bottom else -values))
-    return _record(pairs["pair_id"].iloc[order[:k]].reset_index(drop=True), "bottom" if bottom else "top", key, fraction, 0)
+    return _record(
+        pairs["pair_id"].iloc[order[:k]].reset_index(drop=True),
+        "bottom" if bottom else "top",
+        key,
+        fraction,
+        0,
+    )
 
 
 def select_random(pairs: pd.DataFrame, fraction: float, seed: int, key: str = "random") -> pd.DataFrame:

@@ -203,7 +203,9 @@ class Workspace:
     def mark_done(
         self, stage: str, key: str, tables: Iterable[str] = (), paths: Iterable[str | Path] = (), **info: Any
     ) -> None:
-        rel = [str(Path(p).resolve().relative_to(self.root)) if Path(p).is_absolute() else str(p) for p in paths]
+        rel = [
+            str(Path(p).resolve().relative_to(self.root)) if Path(p).is_absolute() else str(p) for p in paths
+        ]
         record = {"key": key, "tables": list(tables), "paths": rel, "finished_at": time.time(), **info}
         atomic_write_text(self._stage_file(stage), json.dumps(record, indent=2, default=str))
 

@@ -115,18 +115,32 @@ def make_config(spec: ZooModelSpec, tokenizer, max_len: int = 384):  # -> Pretra
     )
     if spec.family == "gpt2":
         return GPT2Config(
-            n_embd=spec.hidden, n_layer=spec.layers, n_head=spec.heads, n_inner=inter,
-            n_positions=max_len, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids,
+            n_embd=spec.hidden,
+            n_layer=spec.layers,
+            n_head=spec.heads,
+            n_inner=inter,
+            n_positions=max_len,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **ids,
         )
     cls = LlamaConfig if spec.family == "llama" else Qwen2Config
     return cls(
-        hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-        num_key_value_heads=spec.heads, intermediate_size=inter, max_position_embeddings=max_len,
-        tie_word_embeddings=True, **ids,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        intermediate_size=inter,
+        max_position_embeddings=max_len,
+        tie_word_embeddings=True,
+        **ids,
     )
 
 
-def encode_examples(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> list[tuple[list[int], int]]:
+def encode_examples(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str]
+) -> list[tuple[list[int], int]]:
     """Token ids of ``prompt + completion + eos`` and the prompt length, prompt tokens a prefix.
 
     Prompt and completion are tokenized separately and concatenated, so the boundary is

@@ -12,12 +12,18 @@ from prefdelta.workspace import Workspace
 
 WorkspaceOpt = Annotated[
     Path | None,
-    typer.Option("--workspace", "-w", help="workspace folder [env PREFDELTA_WORKSPACE; default ./workspace]",
-                 show_default=False),
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="workspace folder [env PREFDELTA_WORKSPACE; default ./workspace]",
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="study config YAML [default: the embedded demo study]", show_default=False),
+    typer.Option(
+        "--config", "-c", help="study config YAML [default: the embedded demo study]", show_default=False
+    ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even when inputs and config are unchanged")]
 
@@ -38,7 +44,9 @@ def stage_app(name: str, help_text: str) -> typer.Typer:
     app = typer.Typer(help=help_text, no_args_is_help=False, invoke_without_command=True)
 
     @app.callback(invoke_without_command=True)
-    def _run(ctx: typer.Context, config: ConfigOpt = None, workspace: WorkspaceOpt = None, force: ForceOpt = False) -> None:
+    def _run(
+        ctx: typer.Context, config: ConfigOpt = None, workspace: WorkspaceOpt = None, force: ForceOpt = False
+    ) -> None:
         if ctx.invoked_subcommand is not None:
             return
         cfg, ws = context(config, workspace)

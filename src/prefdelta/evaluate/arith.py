@@ -23,13 +23,19 @@ def evaluate_on_problems(
 ) -> tuple[list[bool], list[str]]:
     """Greedy traces for ``problems`` and whether each reaches the right answer."""
     outs = generate_all(
-        model, tokenizer, [prompt_text(p.text) for p in problems],
-        max_new_tokens=max_new_tokens, batch_size=batch_size, on_batch=on_batch,
+        model,
+        tokenizer,
+        [prompt_text(p.text) for p in problems],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        on_batch=on_batch,
     )
     return [is_correct(p, o.text) for p, o in zip(problems, outs, strict=True)], [o.text for o in outs]
 
 
-def accuracy_row(model_id: str, suite: str, domain: str, correct: Sequence[bool], checkpoint_hash: str = "") -> dict[str, object]:
+def accuracy_row(
+    model_id: str, suite: str, domain: str, correct: Sequence[bool], checkpoint_hash: str = ""
+) -> dict[str, object]:
     """One ``evals`` row: accuracy with a bootstrap 95% interval."""
     lo, hi = bootstrap_ci([float(c) for c in correct])
     return {

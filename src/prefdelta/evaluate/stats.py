@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 2000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values``."""
     x = np.asarray(values, dtype=float)
     if len(x) == 0:

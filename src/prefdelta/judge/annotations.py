@@ -39,7 +39,7 @@ def _tokenize(expr: str) -> list[str]:
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
         if not m:
-            raise ExprError(f"unexpected character {expr[pos:pos + 1]!r} in {expr!r}")
+            raise ExprError(f"unexpected character {expr[pos : pos + 1]!r} in {expr!r}")
         tokens.append(m.group(1))
         pos = m.end()
     return tokens

@@ -9,10 +9,11 @@ no annotated step scores 1 everywhere. Definitions (docs/oracle.md has examples)
   the reference computation. An invented number is not.
 - **strategy coherence** — share of the reference operations the trace performs: same
   operation, same given operand, applied to the trace's own value for the input node
-  (so an earlier arithmetic slip does not count against the plan).
-- **step coherence** — share of steps whose operands are all available at that point
-  (given quantities or results of *earlier* steps of this trace) and that do not
-  repeat an earlier step. A skipped step makes the next one use an underived value.
+  (so an earlier arithmetic slip does not count against the plan; where the input
+  operation was missed, its true value or any earlier result of the trace stands in).
+- **step coherence** — share of steps whose operands are all available at that point:
+  given quantities or results of *earlier* steps of this trace. A skipped step makes
+  the next one use an underived value.
 - **numerical precision** — share of steps whose annotation arithmetic is exactly
   right and whose written result equals the annotated one.
 - **signal-to-noise** — share of non-empty lines (the ``####`` line excluded) that are
@@ -51,13 +52,9 @@ def _factuality(problem: ArithProblem, steps: tuple[Step, ...]) -> float:
 def _step_coherence(problem: ArithProblem, steps: tuple[Step, ...]) -> float:
     givens = {Fraction(v) for v in problem.givens}
     derived: set[Fraction] = set()
-    seen_exprs: set[str] = set()
     ok = 0
     for step in steps:
-        available = all(x in givens or x in derived for x in step.operands)
-        fresh = step.expr.replace(" ", "") not in seen_exprs
-        ok += bool(step.operands) and available and fresh
-        seen_exprs.add(step.expr.replace(" ", ""))
+        ok += bool(step.operands) and all(x in givens or x in derived for x in step.operands)
         if step.result is not None:
             derived.add(step.result)
     return ok / len(steps) if steps else 0.0
@@ -68,21 +65,26 @@ def _strategy(problem: ArithProblem, steps: tuple[Step, ...]) -> float:
         return 1.0
     trace_value: dict[int, Fraction] = {-1: Fraction(problem.start)}
     matched: set[int] = set()
+    earlier: set[Fraction] = set()
     for step in steps:
         kind = _kind(step)
-        if kind is None:
-            continue
-        a, b = step.operands
-        for j, op in enumerate(problem.ops):
-            if j in matched or op.kind != kind:
-                continue
-            left = trace_value.get(op.left, Fraction(problem.input_value(j)))
-            want = (left, Fraction(op.operand))
-            if (a, b) == want or (kind != "sub" and (b, a) == want):
-                matched.add(j)
-                if step.result is not None:
-                    trace_value[j] = step.result
-                break
+        if kind is not None:
+            a, b = step.operands
+            for j, op in enumerate(problem.ops):
+                if j in matched or op.kind != kind:
+                    continue
+                if op.left in trace_value:
+                    lefts = {trace_value[op.left]}
+                else:  # the input op was done wrong or skipped: accept the trace's stand-in
+                    lefts = {Fraction(problem.input_value(j)), *earlier}
+                given = Fraction(op.operand)
+                if (b == given and a in lefts) or (kind != "sub" and a == given and b in lefts):
+                    matched.add(j)
+                    if step.result is not None:
+                        trace_value[j] = step.result
+                    break
+        if step.result is not None:
+            earlier.add(step.result)
     return len(matched) / len(problem.ops)
 
 
@@ -126,8 +128,6 @@ def is_correct(problem: ArithProblem, trace: str) -> bool:
 
 def oracle_judge(problem: ArithProblem, trace: str) -> dict[str, float | bool]:
     """Scores 1–5 per dimension plus ``outcome`` (bool) for one trace."""
-    scores: dict[str, float | bool] = {
-        k: share_to_score(v) for k, v in oracle_shares(problem, trace).items()
-    }
+    scores: dict[str, float | bool] = {k: share_to_score(v) for k, v in oracle_shares(problem, trace).items()}
     scores["outcome"] = is_correct(problem, trace)
     return scores

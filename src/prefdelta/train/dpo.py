@@ -52,14 +52,18 @@ def train_dpo(
     rj = encode_examples(tokenizer, prompts, rejected)
     n = len(ch)
     with torch.no_grad():
-        ref_c = torch.cat([
-            sequence_logprobs(model, [s for s, _ in ch[i : i + 64]], [p for _, p in ch[i : i + 64]], pad)
-            for i in range(0, n, 64)
-        ])
-        ref_r = torch.cat([
-            sequence_logprobs(model, [s for s, _ in rj[i : i + 64]], [p for _, p in rj[i : i + 64]], pad)
-            for i in range(0, n, 64)
-        ])
+        ref_c = torch.cat(
+            [
+                sequence_logprobs(model, [s for s, _ in ch[i : i + 64]], [p for _, p in ch[i : i + 64]], pad)
+                for i in range(0, n, 64)
+            ]
+        )
+        ref_r = torch.cat(
+            [
+                sequence_logprobs(model, [s for s, _ in rj[i : i + 64]], [p for _, p in rj[i : i + 64]], pad)
+                for i in range(0, n, 64)
+            ]
+        )
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=0.0)
     rng = random.Random(hp.seed)

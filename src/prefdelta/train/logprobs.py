@@ -18,7 +18,9 @@ def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
     return ids, mask
 
 
-def sequence_logprobs(model, seqs: Sequence[Sequence[int]], prompt_lens: Sequence[int], pad_id: int) -> torch.Tensor:
+def sequence_logprobs(
+    model, seqs: Sequence[Sequence[int]], prompt_lens: Sequence[int], pad_id: int
+) -> torch.Tensor:
     """Sum of log p(token | prefix) over the completion tokens of each sequence, ``(B,)``.
 
     ``seqs[i][:prompt_lens[i]]`` is the prompt; every later token is scored.

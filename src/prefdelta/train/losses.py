@@ -45,7 +45,9 @@ def dpo_loss(
         loss averaged over the batch, and rewards ``beta * (policy - ref)`` per trace.
     """
     logits = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
-    losses = -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    losses = (
+        -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    )
     return PreferenceLossOutput(
         loss=losses.mean(),
         chosen_rewards=beta * (policy_chosen - ref_chosen).detach(),

@@ -35,8 +35,18 @@ SYMBOL: dict[str, str] = {"add": "+", "sub": "-", "mul": "*"}
 
 NAMES = ["Ann", "Ben", "Cara", "Dan", "Eve", "Finn", "Gia", "Hugo", "Ivy", "Jon", "Kim", "Leo"]
 PRONOUN = {
-    "Ann": "She", "Ben": "He", "Cara": "She", "Dan": "He", "Eve": "She", "Finn": "He",
-    "Gia": "She", "Hugo": "He", "Ivy": "She", "Jon": "He", "Kim": "She", "Leo": "He",
+    "Ann": "She",
+    "Ben": "He",
+    "Cara": "She",
+    "Dan": "He",
+    "Eve": "She",
+    "Finn": "He",
+    "Gia": "She",
+    "Hugo": "He",
+    "Ivy": "She",
+    "Jon": "He",
+    "Kim": "She",
+    "Leo": "He",
 }
 OBJECTS = ["apples", "coins", "books", "marbles", "stamps", "shells", "cards", "pens"]
 

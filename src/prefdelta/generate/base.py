@@ -1,0 +1,69 @@
+"""One interface for every generation backend (``hf``, ``openai``, ``vllm``).
+
+A backend turns requests (a prompt or chat messages, plus sampling parameters) into
+results (text, finish reason, token counts, or an error with its reason). Generators,
+the LLM judge and evaluation all call backends through this interface only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters; ``temperature`` 0 means greedy.
+
+    ``max_tokens`` is always explicit: vLLM defaults to 16 and servers apply the
+    model's generation_config otherwise.
+    """
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = 0
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request: ``prompt`` (completions) or ``messages`` (chat).
+
+    ``response_format`` is passed to servers that support structured output (an OpenAI
+    ``{"type": "json_schema", ...}`` object); backends that cannot honour it ignore it.
+    """
+
+    request_id: str
+    prompt: str | None = None
+    messages: tuple[dict[str, str], ...] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    response_format: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One completion of a request (``index`` < ``sampling.n``), or an error row."""
+
+    request_id: str
+    index: int
+    text: str
+    finish_reason: str  # "stop", "length", or "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend provides."""
+
+    name: str
+
+    def generate(
+        self, requests: Sequence[Request], on_result: Callable[[Result], None] | None = None
+    ) -> list[Result]:
+        """Results for every request: ``sampling.n`` per request, errors as rows, never lost."""
+        ...

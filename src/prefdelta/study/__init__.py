@@ -1,0 +1,1 @@
+"""Study orchestration: stages, analysis and reports."""
