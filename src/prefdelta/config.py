@@ -8,140 +8,25 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefdelta.errors import UserError
-from prefdelta.judge.dimensions import DIMENSIONS
-from prefdelta.worlds.arith import ArithSpec
+from prefdelta.settings.eval import EvalConfig
+from prefdelta.settings.generate import GenerateConfig
+from prefdelta.settings.judge import JudgeConfig
+from prefdelta.settings.pairs import PairsConfig, SelectConfig
+from prefdelta.settings.train import TrainConfig
+from prefdelta.settings.world import ProblemSet, SuiteConfig, WorldConfig
 from prefdelta.zoo import ZooModelSpec
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProblemSet(_Strict):
-    """A seeded set of arith problems."""
-
-    spec: ArithSpec = Field(default_factory=ArithSpec)
-    n: int = Field(ge=1, description="number of problems")
-    seed: int = 0
-
-
-class SuiteConfig(_Strict):
-    """An evaluation suite of the arith world; ``domain`` says in- or out-of-domain."""
-
-    name: str
-    domain: Literal["in", "out"]
-    problems: ProblemSet
-
-
-class WorldConfig(_Strict):
-    """Problems of the offline world: for training the zoo, and for building pairs."""
-
-    train: ProblemSet = Field(default_factory=lambda: ProblemSet(n=20000, seed=1))
-    pairs: ProblemSet = Field(default_factory=lambda: ProblemSet(n=300, seed=2))
-    tokenizer_vocab: int = Field(400, ge=280, le=50000, description="BPE vocabulary of the zoo tokenizer")
-
-
-class GenerateConfig(_Strict):
-    """Sampling for the pair traces. ``samples`` 1–8 per (generator, problem);
-    ``temperature`` 0.6–1.0 gives diverse traces; 0 is greedy."""
-
-    samples: int = Field(2, ge=1, le=64)
-    temperature: float = Field(0.8, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(96, ge=1)
-    batch_size: int = Field(128, ge=1, description="prompts per forward batch")
-    seed: int = 0
-
-
-class JudgeConfig(_Strict):
-    """Which judge scores the traces. ``oracle`` is exact in the arith world."""
-
-    kind: Literal["oracle"] = "oracle"
-
-
-class PairsConfig(_Strict):
-    """How preference pairs are built.
-
-    ``cross_generator``: chosen from a more capable generator (by measured accuracy),
-    rejected from a less capable one, on the same problem. ``chosen``/``rejected`` name
-    generator ids; empty means every ordered pair with a capability gap of at least
-    ``min_gap``. ``per_problem`` caps the pairs per (generator pair, problem).
-    """
-
-    strategy: Literal["cross_generator"] = "cross_generator"
-    chosen: list[str] = Field(default_factory=list)
-    rejected: list[str] = Field(default_factory=list)
-    min_gap: float = Field(0.0, ge=0.0, le=1.0, description="smallest capability gap (accuracy points / 100)")
-    per_problem: int = Field(1, ge=1, le=64)
-    seed: int = 0
-    weights: dict[str, float] = Field(
-        default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0),
-        description="weights of the dimensions in delta_aggregate",
-    )
-
-    @model_validator(mode="after")
-    def _known_dims(self) -> PairsConfig:
-        unknown = [k for k in self.weights if k not in DIMENSIONS]
-        if unknown:
-            raise ValueError(
-                f"unknown dimension {unknown[0]!r} in weights; expected one of {', '.join(DIMENSIONS)}"
-            )
-        return self
-
-
-class SelectConfig(_Strict):
-    """Which pairs to train on: the top ``fraction`` by ``key`` (a dimension's delta or
-    ``aggregate``), and a random subset of the same size as the control. The reference
-    study kept the top ~30% by step-coherence delta."""
-
-    key: str = "step_coherence"
-    fraction: float = Field(0.3, gt=0.0, le=1.0)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _known_key(self) -> SelectConfig:
-        if self.key not in (*DIMENSIONS, "aggregate", "generator_gap"):
-            raise ValueError(
-                f"unknown key {self.key!r}; expected one of {', '.join(DIMENSIONS)}, aggregate, generator_gap"
-            )
-        return self
-
-
-class TrainConfig(_Strict):
-    """Preference training of the student (DPO, Rafailov et al. 2023).
-
-    ``beta`` 0.05–0.5 (reference study 0.2); ``lr`` for tiny CPU models 1e-5–1e-3, for
-    8B models ~5e-7; ``nll_weight`` 0–1 adds the RPO term on the chosen trace, which
-    counters likelihood displacement on off-policy pairs.
-    """
-
-    algorithm: Literal["dpo"] = "dpo"
-    student: str = Field(description="generator id of the model to train (also the reference)")
-    selections: list[str] = Field(default_factory=lambda: ["top", "random", "all"])
-    beta: float = Field(0.1, gt=0.0, le=10.0)
-    lr: float = Field(1e-4, gt=0.0, lt=1.0)
-    epochs: int = Field(2, ge=1, le=100)
-    batch_size: int = Field(16, ge=1)
-    nll_weight: float = Field(0.0, ge=0.0, le=10.0)
-    seed: int = 0
-
-
-class EvalConfig(_Strict):
-    """Accuracy of every generator and every trained student on the suites (greedy)."""
-
-    suites: list[SuiteConfig]
-    max_new_tokens: int = Field(128, ge=1)
-    batch_size: int = Field(128, ge=1)
-
-
-class StudyConfig(_Strict):
+class StudyConfig(BaseModel):
     """A whole study: world, zoo, and one config section per stage."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = "study"
     seed: int = 0
@@ -212,3 +97,19 @@ def load_config(path: str | Path | None = None) -> StudyConfig:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{source}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
     return parse_config(data, source)
+
+
+__all__ = [
+    "EvalConfig",
+    "GenerateConfig",
+    "JudgeConfig",
+    "PairsConfig",
+    "ProblemSet",
+    "SelectConfig",
+    "StudyConfig",
+    "SuiteConfig",
+    "TrainConfig",
+    "WorldConfig",
+    "load_config",
+    "parse_config",
+]

@@ -6,6 +6,7 @@ code 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -36,7 +37,17 @@ STAGE_HELP = {
     "report": "Write the Markdown summary of the study.",
 }
 for _name, _help in STAGE_HELP.items():
-    app.add_typer(stage_app(_name, _help), name=_name)
+    _sub = stage_app(_name, _help)
+    # A stage's extra subcommands (e.g. `judge audit`, `pairs stats`, `eval compare`) live
+    # in prefdelta/cli/<stage>_cmds.py as `register(sub_app)`.
+    try:
+        _module = importlib.import_module(f"prefdelta.cli.{_name}_cmds")
+    except ModuleNotFoundError as _err:
+        if _err.name != f"prefdelta.cli.{_name}_cmds":
+            raise
+    else:
+        _module.register(_sub)
+    app.add_typer(_sub, name=_name)
 register_study(app)
 
 
@@ -45,6 +56,15 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PREFDELTA_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
     try:
         app(args=args, prog_name="prefdelta", standalone_mode=False)
     except UserError as err:

@@ -1,0 +1,1 @@
+"""Config sections, one module per stage (owned with that stage); composed in prefdelta.config."""
