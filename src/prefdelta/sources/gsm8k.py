@@ -1,0 +1,130 @@
+"""GSM8K (Cobbe et al. 2021, "Training Verifiers to Solve Math Word Problems").
+
+Grade-school word problems whose reference solutions carry calculator annotations
+(``<<48/2=24>>``) and end in ``#### <answer>``: the same style as the arith world's
+traces, which is why GSM8K is the first real source of the study.
+
+Files (``<data-dir>/gsm8k/``): ``train.jsonl`` (7,473), ``test.jsonl`` (1,319) and
+``model_solutions.jsonl`` — real traces of four generators (6B and 175B GPT-3, each
+fine-tuned alone or with a verifier) on the first 1,000 test questions, which give
+real generator-level deltas without any GPU.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from prefdelta.errors import UserError
+from prefdelta.hashing import stable_hash
+from prefdelta.sources.base import (
+    Record,
+    data_file,
+    problem_id,
+    problem_row,
+    problems_frame,
+    read_jsonl,
+    require_data_dir,
+    resolve_data_dir,
+)
+from prefdelta.sources.hub import hub_records
+
+SOURCE = "gsm8k"
+SPLITS = ("train", "test")
+MODEL_SOLUTION_GENERATORS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+_FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+def final_answer(solution: str) -> str | None:
+    """The answer after ``####`` with thousands separators removed (``"1,000"`` -> ``"1000"``)."""
+    match = _FINAL.search(solution)
+    return match.group(1).replace(",", "").strip() if match else None
+
+
+def rows_from_records(records: Iterable[Record], split: str) -> list[dict[str, str]]:
+    """``problems`` rows of GSM8K records (``question``, ``answer``)."""
+    rows = []
+    for i, rec in enumerate(records):
+        question = rec.get("question", str)
+        solution = rec.get("answer", str)
+        answer = final_answer(solution)
+        if answer is None:
+            raise UserError(f"{rec.path}: line {rec.line}: column 'answer' has no final '#### <answer>' line")
+        rows.append(problem_row(SOURCE, split, i, question, answer, solution, line=rec.line))
+    return rows
+
+
+def load(split: str = "test", data_dir: str | Path | None = None) -> pd.DataFrame:
+    """GSM8K ``split`` ("train" or "test") as ``problems`` rows, ids ``gsm8k-<split>-<index>``."""
+    if split not in SPLITS:
+        raise UserError(f"gsm8k has splits {', '.join(SPLITS)}; got '{split}'")
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        records: Iterable[Record] = hub_records("openai/gsm8k", split, config="main")
+    else:
+        records = read_jsonl(data_file(root, f"gsm8k/{split}.jsonl"))
+    return problems_frame(rows_from_records(records, split))
+
+
+def approx_tokens(text: str) -> int:
+    """Word and punctuation count: a tokenizer-free length for traces of unavailable models."""
+    return len(_WORDS.findall(text))
+
+
+def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Real traces of four GPT-3 generators on the first 1,000 GSM8K test questions.
+
+    Returns ``(problems, traces)``:
+
+    - ``problems``: the GSM8K test rows (same ``problem_id`` as :func:`load` gives, e.g.
+      ``gsm8k-test-00000``) of the questions that have model solutions, in file order.
+    - ``traces``: one row per (question, generator) with ``trace_id``, ``problem_id``,
+      ``generator_id`` (one of :data:`MODEL_SOLUTION_GENERATORS`), ``text`` (the solution
+      as published, ending ``A: <answer>``), ``is_correct`` (the published grade),
+      ``finish_reason`` ("stop"), ``n_tokens`` (word/punctuation count: the GPT-3
+      tokenizer is not available offline) and ``sample`` (0).
+
+    ``trace_id`` is ``stable_hash(generator_id, problem_id, 0, 0)``, the same formula the
+    generate stage uses for (generator, problem, sample 0, seed 0).
+    """
+    root = require_data_dir(data_dir, "gsm8k model solutions")
+    test = load("test", root)
+    by_question = {q: i for i, q in reversed(list(enumerate(test["prompt"])))}
+    keep: list[int] = []
+    traces = []
+    for rec in read_jsonl(data_file(root, "gsm8k/model_solutions.jsonl")):
+        question = rec.get("question", str)
+        if question not in by_question:
+            raise UserError(
+                f"{rec.path}: line {rec.line}: column 'question' matches no question of gsm8k/test.jsonl"
+            )
+        index = by_question[question]
+        keep.append(index)
+        pid = problem_id(SOURCE, "test", index)
+        for gen in MODEL_SOLUTION_GENERATORS:
+            entry = rec.get(gen, dict)
+            text = entry.get("solution")
+            correct = entry.get("is_correct")
+            if not isinstance(text, str) or not isinstance(correct, bool):
+                raise UserError(
+                    f"{rec.path}: line {rec.line}: column '{gen}' should hold 'solution' (text) and "
+                    "'is_correct' (true/false)"
+                )
+            traces.append(
+                {
+                    "trace_id": stable_hash(gen, pid, 0, 0),
+                    "problem_id": pid,
+                    "generator_id": gen,
+                    "sample": 0,
+                    "text": text,
+                    "is_correct": correct,
+                    "finish_reason": "stop",
+                    "n_tokens": approx_tokens(text),
+                }
+            )
+    problems = test.iloc[keep].reset_index(drop=True)
+    return problems, pd.DataFrame(traces)
