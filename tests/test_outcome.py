@@ -1,0 +1,130 @@
+"""Outcome grading: GSM8K numbers, \\boxed{} answers, multiple-choice letters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prefdelta.errors import UserError
+from prefdelta.judge.outcome import (
+    extract_boxed,
+    extract_choice,
+    extract_gsm8k,
+    grade,
+    grade_boxed,
+    grade_choice,
+    grade_gsm8k,
+    grade_many,
+)
+
+
+@pytest.mark.parametrize(
+    ("trace", "answer"),
+    [
+        ("He has 3 + 4 = <<3+4=7>>7.\n#### 7", "7"),
+        ("so 2 * 9 = $<<2*9=18>>18 per day\nA: 18", "18"),
+        ("Thus the answer is $1,250.", "1,250"),
+        ("#### 5\nwait, recount\n#### 6", "6"),
+    ],
+)
+def test_extract_gsm8k(trace: str, answer: str) -> None:
+    assert extract_gsm8k(trace) == answer
+
+
+def test_gsm8k_compares_exact_values() -> None:
+    ref = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs.\n#### 1000"
+    assert grade_gsm8k("A: $1,000", ref).correct
+    assert grade_gsm8k("#### 1000.0", ref).correct
+    assert grade_gsm8k("A: 1000 dollars", ref).correct
+    assert not grade_gsm8k("A: 1001", ref).correct
+    v = grade_gsm8k("I think it is about 1000", ref)
+    assert (v.correct, v.method) == (False, "no_answer")
+    assert grade_gsm8k("I think it is about 1000", ref, last_number_fallback=True).correct
+
+
+def test_extract_boxed_balances_braces() -> None:
+    text = r"first \boxed{1} then $\boxed{\frac{1}{2}}$."
+    assert extract_boxed(text) == r"\frac{1}{2}"
+    assert extract_boxed("no box") is None
+    assert extract_boxed(r"\boxed{\frac{1}{2}") is None
+
+
+@pytest.mark.parametrize(
+    ("pred", "ref", "correct", "method"),
+    [
+        (r"so $\boxed{\dfrac{3}{4}}$", r"\frac{3}{4}", True, "exact"),
+        (r"\boxed{0.75}", r"\frac34", True, "symbolic"),
+        (r"\boxed{0.75}", r"\frac{3}{4}", True, "numeric"),
+        (r"\boxed{12}", "13", False, "numeric"),
+        (r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"(3,\frac{\pi}{2})", True, "exact"),
+        (r"\boxed{2\sqrt{2}}", r"\sqrt{8}", True, "symbolic"),
+        (r"\boxed{x^2+2x+1}", r"(x+1)^2", True, "symbolic"),
+        (r"\boxed{\pi}", "3", False, "symbolic"),
+    ],
+)
+def test_grade_boxed(pred: str, ref: str, correct: bool, method: str) -> None:
+    v = grade_boxed(pred, ref)
+    assert (v.correct, v.method) == (correct, method)
+
+
+def test_fast_path_never_disagrees_with_math_verify() -> None:
+    pairs = [
+        (r"\boxed{0.3333333}", r"\frac{1}{3}"),  # close numbers must go to math-verify
+        (r"\boxed{10}", "10.0"),
+        (r"\boxed{-\frac{1}{2}}", "-0.5"),
+    ]
+    for pred, ref in pairs:
+        assert grade_boxed(pred, ref).correct == grade_boxed(pred, ref, fast=False).correct
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("The answer is (B).", "B"),
+        ("Answer: C", "C"),
+        (r"Thus $\boxed{D}$", "D"),
+        ("reasoning...\nA", "A"),
+        ("I cannot decide", None),
+    ],
+)
+def test_extract_choice(text: str, letter: str | None) -> None:
+    assert extract_choice(text) == letter
+
+
+def test_grade_choice_accepts_index_or_letter() -> None:
+    assert grade_choice("The answer is (C)", 2).correct
+    assert grade_choice("The answer is (C)", "c").correct
+    assert not grade_choice("The answer is (C)", "A").correct
+    with pytest.raises(UserError, match="not a letter"):
+        grade_choice("A", "banana")
+
+
+def test_grade_dispatch_and_bad_kind() -> None:
+    assert grade("gsm8k", "#### 4", "4").correct
+    with pytest.raises(UserError, match="unknown answer kind 'essay'"):
+        grade("essay", "x", "y")
+
+
+def test_grade_many_in_processes_matches_serial() -> None:
+    preds = [r"\boxed{2\sqrt{2}}", r"\boxed{\sqrt{8}+1}", "#### 3", r"\boxed{x+1}", "(B)"]
+    refs = [r"\sqrt{8}", r"\sqrt{8}", "3", "1+x", "1"]
+    kinds = ["boxed", "boxed", "gsm8k", "boxed", "choice"]
+    serial = grade_many(kinds, preds, refs, workers=1)
+    parallel = grade_many(kinds, preds, refs, workers=2)
+    assert [v.correct for v in serial] == [True, False, True, True, True]
+    assert serial == parallel
+
+
+def test_reproduces_gsm8k_model_solution_labels(shared_datasets: Path) -> None:
+    rows = [json.loads(x) for x in (shared_datasets / "gsm8k/model_solutions.jsonl").read_text().splitlines()]
+    test = [json.loads(x) for x in (shared_datasets / "gsm8k/test.jsonl").read_text().splitlines()]
+    gens = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+    agree = total = 0
+    for row, ref in zip(rows, test, strict=False):
+        for g in gens:
+            total += 1
+            agree += grade_gsm8k(row[g]["solution"], ref["answer"]).correct == row[g]["is_correct"]
+    assert total == 4000
+    assert agree == total
