@@ -1,0 +1,186 @@
+"""Child side of the code sandbox: isolate this process, then exec the untrusted program.
+
+Run by :mod:`prefdelta.evaluate.sandbox` as ``python -I -S sandbox_boot.py <config json>``
+in a fresh session (its own process group), an empty working directory and a scrubbed
+environment. Only the standard library is imported: this file runs before anything the
+user's code can touch, and fast start-up matters (one boot per graded sample).
+
+Strict mode (root): unshare mount, PID, network, IPC and UTS namespaces; fork so the
+program is PID 1 of the new PID namespace (when it exits the kernel kills every
+process left inside); mount a private ``/proc``, fresh small tmpfs over the world-
+writable scratch folders, and empty tmpfs over home folders (the interpreter is bind-
+mounted back when it lives there); set rlimits; drop to an unprivileged uid (so that
+RLIMIT_NPROC holds and files outside the working directory are not writable); exec.
+
+User-namespace mode (not root, user namespaces allowed): the same namespaces inside a
+new user namespace, without the uid drop. Basic mode: rlimits only, and the socket
+module disabled inside the program's interpreter (best effort, see docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+WORKDIR = "/tmp/work"  # where the program sees its working directory (namespaced modes)
+
+# Executed (as ``-c``) in basic mode only: no network namespace, so refuse sockets in-process.
+SOCKET_GUARD = """
+import socket as _s, sys as _y, runpy as _r
+def _deny(*a, **k):
+    raise OSError(101, "network is disabled in the prefdelta sandbox")
+for _n in ("socket", "create_connection", "create_server", "socketpair", "fromfd", "getaddrinfo"):
+    setattr(_s, _n, _deny)
+_y.argv = _y.argv[1:]
+_r.run_path(_y.argv[0], run_name="__main__")
+"""
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = [None if s is None else s.encode() for s in (source, target, fstype, data)]
+    _check(_libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]), f"mount {target}")
+
+
+def _under(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _isolate_filesystem(cfg: dict) -> None:
+    """Private mounts: new /proc, fresh scratch tmpfs, home folders hidden (interpreter kept)."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    try:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        pass  # /proc of the parent namespace stays; other uids' files there are unreadable anyway
+    for i, folder in enumerate(cfg["hide"]):
+        if not os.path.isdir(folder):
+            continue
+        keep = [k for k in cfg["keep"] if _under(k, folder) and os.path.isdir(k)]
+        staged = []
+        for j, k in enumerate(keep):
+            stage = f".keep{i}-{j}"  # relative: the cwd stays valid even once /tmp is covered
+            os.mkdir(stage)
+            _mount(k, stage, None, MS_BIND | MS_REC)
+            staged.append((stage, k))
+        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        for stage, k in staged:
+            os.makedirs(k, exist_ok=True)
+            _mount(stage, k, None, MS_MOVE)
+            os.rmdir(stage)
+            try:
+                _mount(None, k, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+            except OSError:
+                pass  # read-only is a second line: the dropped uid cannot write there anyway
+    size = f"size={int(cfg['tmpfs_mb'])}m"
+    for folder in cfg["scratch"]:
+        if os.path.isdir(folder):
+            _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
+    # The working directory may now be covered by the new /tmp: bind it (via the cwd,
+    # which still points at it) to a fixed place inside the private tmpfs.
+    os.makedirs(WORKDIR, exist_ok=True)
+    _mount(".", WORKDIR, None, MS_BIND)
+    os.chdir(WORKDIR)
+    os.environ["HOME"] = WORKDIR
+
+
+def _set_limits(cfg: dict) -> None:
+    mb = 1 << 20
+    for which, soft, hard in (
+        (resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1),
+        (resource.RLIMIT_AS, cfg["memory_mb"] * mb, cfg["memory_mb"] * mb),
+        (resource.RLIMIT_FSIZE, cfg["file_size_mb"] * mb, cfg["file_size_mb"] * mb),
+        (resource.RLIMIT_NPROC, cfg["nproc"], cfg["nproc"]),
+        (resource.RLIMIT_NOFILE, 64, 64),
+        (resource.RLIMIT_CORE, 0, 0),
+    ):
+        resource.setrlimit(which, (soft, hard))
+
+
+def _map_user() -> None:
+    """Inside a fresh user namespace: map our own uid/gid to themselves."""
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid} {gid} 1")
+
+
+def _exec_program(cfg: dict) -> None:
+    argv = [cfg["python"], "-I", "-S"] if not cfg["site"] else [cfg["python"], "-I"]
+    if cfg["mode"] == "basic":
+        argv += ["-c", SOCKET_GUARD, "prog.py"]
+    else:
+        argv += ["prog.py"]
+    os.execve(cfg["python"], argv, dict(os.environ))
+
+
+def _child(cfg: dict) -> None:
+    """PID 1 of the new namespaces (or the only process, in basic mode)."""
+    try:
+        if cfg["mode"] != "basic":
+            _isolate_filesystem(cfg)
+        _set_limits(cfg)
+        if cfg["mode"] == "strict":
+            os.setgroups([])
+            os.setgid(cfg["gid"])
+            os.setuid(cfg["uid"])
+        _exec_program(cfg)
+    except BaseException as err:  # the parent reads this from stderr
+        sys.stderr.write(f"prefdelta sandbox: set-up failed: {err!r}\n")
+        sys.stderr.flush()
+    os._exit(125)
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    if cfg["mode"] == "basic":
+        _child(cfg)
+    try:
+        if cfg["mode"] == "userns":
+            _map_user()
+        _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+    except OSError as err:
+        sys.stderr.write(f"prefdelta sandbox: set-up failed: {err!r}\n")
+        os._exit(125)
+    pid = os.fork()
+    if pid == 0:
+        _child(cfg)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+if __name__ == "__main__":
+    main()
