@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from prefdelta import pairs as pairs_mod
 from prefdelta import select as select_mod
 from prefdelta.config import StudyConfig
@@ -14,26 +12,17 @@ from prefdelta.workspace import Workspace, code_version
 
 
 def stage_pairs(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageResult:
-    """Build cross-generator pairs with generator- and sample-level deltas; write ``pairs``."""
+    """Build pairs (``pairs.strategy``) with generator- and sample-level deltas; write ``pairs``."""
     pc = cfg.pairs
 
     def body() -> tuple[list[str], list[Path], str]:
         traces = ws.read_table("traces", required_by="pairs")
         scores = pairs_mod.trace_scores(ws.read_table("judgments", required_by="pairs"))
         gens = ws.read_table("generators", required_by="pairs")
-        df = pairs_mod.cross_generator_pairs(
-            traces,
-            scores,
-            gens,
-            chosen=pc.chosen,
-            rejected=pc.rejected,
-            min_gap=pc.min_gap,
-            per_problem=pc.per_problem,
-            seed=pc.seed,
-            weights=pc.weights,
-        )
+        df = pairs_mod.build_pairs(traces, scores, gens, pc)
         ws.write_table("pairs", df)
-        return ["pairs"], [], f"({len(df)} pairs)"
+        flagged = int(df["flagged"].sum())
+        return ["pairs"], [], f"({len(df)} {pc.strategy} pairs, {flagged} flagged)"
 
     return run_stage(
         ws,
@@ -47,20 +36,14 @@ def stage_pairs(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
 
 
 def stage_select(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageResult:
-    """Top fraction by the key, a random subset of the same size, and all pairs."""
+    """Top fraction by the key, a random subset of the same size, all pairs (and bottom)."""
     sc = cfg.select
 
     def body() -> tuple[list[str], list[Path], str]:
         pairs = ws.read_table("pairs", required_by="select")
-        df = pd.concat(
-            [
-                select_mod.select_top(pairs, sc.key, sc.fraction),
-                select_mod.select_random(pairs, sc.fraction, sc.seed, key=sc.key),
-                select_mod.select_all(pairs),
-            ],
-            ignore_index=True,
-        )
+        df = select_mod.selections_for(pairs, sc)
         ws.write_table("selections", df)
-        return ["selections"], [], f"({df['selection_id'].nunique()} selections)"
+        sizes = df.groupby("strategy", sort=False).size()
+        return ["selections"], [], "(" + ", ".join(f"{s}: {n}" for s, n in sizes.items()) + ")"
 
     return run_stage(ws, "select", ["pairs"], sc.model_dump(), code_version(select_mod), body, force)
