@@ -1,0 +1,49 @@
+"""Configs: the embedded study validates; a malformed one names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefdelta.config import load_config
+from prefdelta.errors import UserError
+
+
+def test_embedded_demo_config_is_valid():
+    cfg = load_config()
+    assert cfg.train.student in {z.id for z in cfg.zoo} | {s for z in cfg.zoo for s in z.snapshots}
+    assert {s.domain for s in cfg.eval.suites} == {"in", "out"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("lr: 0.0001", "lr: -1"), r"field 'train\.lr'.*greater than 0.*got -1"),
+        (("    hidden: 64\n", "    hiden: 64\n"), r"field 'zoo\.0\.hiden'.*not permitted"),
+        (("student: llama-h64-s1100", "student: nobody"), r"train\.student names 'nobody'"),
+        (("key: step_coherence", "key: vibes"), r"unknown key 'vibes'"),
+        (("fraction: 0.3", "fraction: 3"), r"field 'select\.fraction'"),
+    ],
+)
+def test_malformed_config_names_the_field(tmp_path, edit, message):
+    from importlib import resources
+
+    text = resources.files("prefdelta").joinpath("data/configs/demo.yaml").read_text()
+    old, new = edit
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(UserError, match=message) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_yaml_syntax_error_gives_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nzoo: [\n  - id: a\n")
+    with pytest.raises(UserError, match=r"broken\.yaml: line \d+, column \d+ is not valid YAML"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
