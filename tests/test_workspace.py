@@ -31,7 +31,7 @@ def test_temp_files_of_a_killed_write_are_ignored_and_pruned(tmp_path):
 
 def test_missing_table_is_a_user_error_naming_the_table(tmp_path):
     ws = Workspace(tmp_path)
-    with pytest.raises(UserError, match="table 'pairs' not found.*needed by 'select'"):
+    with pytest.raises(UserError, match=r"table 'pairs' not found.*needed by 'select'"):
         ws.read_table("pairs", required_by="select")
     with pytest.raises(UserError, match="needs table 'traces'"):
         ws.stage_key("judge", ["traces"], {}, "v1")
