@@ -39,6 +39,7 @@ program runs as the caller's user. Use a container for untrusted code in this mo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -193,10 +194,8 @@ def run_python(source: str, limits: Limits | None = None, mode: Mode | None = No
                 close_fds=True,
             )
             finished = _wait_unreaped(proc.pid, limits.wall_s)
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             returncode = proc.wait()
         wall = time.perf_counter() - start
         stdout = _read_capped(out_path, limits.max_output_bytes)
@@ -233,7 +232,9 @@ def run_many(
 def best_mode() -> Mode:
     """The strongest mode that works on this machine (probed once per process)."""
     candidates: list[Mode] = ["strict", "userns", "basic"] if os.geteuid() == 0 else ["userns", "basic"]
-    probe = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), 1)\nexcept OSError:\n    pass\n"
+    probe = (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), 1)\nexcept OSError:\n    pass\n"
+    )
     for mode in candidates:
         try:
             if run_python(probe, Limits(wall_s=20), mode).passed:

@@ -19,6 +19,7 @@ module disabled inside the program's interpreter (best effort, see docs/evaluati
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -78,10 +79,9 @@ def _under(path: str, folder: str) -> bool:
 def _isolate_filesystem(cfg: dict) -> None:
     """Private mounts: new /proc, fresh scratch tmpfs, home folders hidden (interpreter kept)."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    try:
+    # On failure /proc of the parent namespace stays; other uids' files there are unreadable.
+    with contextlib.suppress(OSError):
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError:
-        pass  # /proc of the parent namespace stays; other uids' files there are unreadable anyway
     for i, folder in enumerate(cfg["hide"]):
         if not os.path.isdir(folder):
             continue
@@ -97,10 +97,9 @@ def _isolate_filesystem(cfg: dict) -> None:
             os.makedirs(k, exist_ok=True)
             _mount(stage, k, None, MS_MOVE)
             os.rmdir(stage)
-            try:
+            # Read-only is a second line: the dropped uid cannot write there anyway.
+            with contextlib.suppress(OSError):
                 _mount(None, k, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-            except OSError:
-                pass  # read-only is a second line: the dropped uid cannot write there anyway
     size = f"size={int(cfg['tmpfs_mb'])}m"
     for folder in cfg["scratch"]:
         if os.path.isdir(folder):
