@@ -54,6 +54,30 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    attempts: int = 1  # HTTP attempts spent on this result (retries + 1); 1 for local backends
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def error_results(request: Request, reason: str, attempts: int = 1) -> list[Result]:
+    """``sampling.n`` error rows for ``request``: a failed request is recorded, never dropped."""
+    return [
+        Result(request.request_id, i, "", "error", error=reason, attempts=attempts)
+        for i in range(request.sampling.n)
+    ]
+
+
+def check_unique_ids(requests: Sequence[Request]) -> None:
+    """Request ids key the results: a duplicate would make two requests indistinguishable."""
+    seen: set[str] = set()
+    for r in requests:
+        if r.request_id in seen:
+            raise ValueError(f"duplicate request_id {r.request_id!r}")
+        if (r.prompt is None) == (r.messages is None):
+            raise ValueError(f"request {r.request_id!r} needs exactly one of prompt or messages")
+        seen.add(r.request_id)
 
 
 @runtime_checkable

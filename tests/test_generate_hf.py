@@ -1,0 +1,105 @@
+"""The hf backend on a tiny model saved to a folder: batching, n, stop strings, chat."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from prefdelta.errors import UserError
+from prefdelta.generate import hf
+from prefdelta.generate.base import Backend, Request, Sampling
+from prefdelta.generate.hf import HFBackend, batch_size_for_memory, bytes_per_sequence, pick_dtype
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+
+
+def test_backend_results_match_requests(tiny_model_dir: Path) -> None:
+    backend = HFBackend(tiny_model_dir, device="cpu", batch_size=4)
+    assert isinstance(backend, Backend)
+    assert backend.dtype == torch.float32
+    requests = [
+        Request(
+            f"r{i}", prompt=f"Ann has {i} apples.\n", sampling=Sampling(temperature=0.9, max_tokens=12, n=2)
+        )
+        for i in range(5)
+    ] + [Request("g", prompt="Ben has 3 pens.\n", sampling=Sampling(max_tokens=12))]
+    seen: list[tuple[str, int]] = []
+    results = backend.generate(requests, on_result=lambda r: seen.append((r.request_id, r.index)))
+    keys = [(r.request_id, r.index) for r in results]
+    assert keys == [(f"r{i}", j) for i in range(5) for j in range(2)] + [("g", 0)]
+    assert sorted(seen) == sorted(keys)
+    for r in results:
+        assert r.error is None and r.finish_reason in ("stop", "length")
+        assert 0 < r.completion_tokens <= 12 and r.prompt_tokens > 0
+    # the same requests and seeds give the same texts
+    again = backend.generate(requests)
+    assert [r.text for r in again] == [r.text for r in results]
+
+
+def test_stop_strings_cut_and_end_early(tiny_model_dir: Path) -> None:
+    backend = HFBackend(tiny_model_dir, device="cpu")
+    sampling = Sampling(temperature=1.0, max_tokens=30, seed=3)
+    free = backend.generate([Request("a", prompt="Ann has 7 apples.\n", sampling=sampling)])[0]
+    assert len(free.text) > 12
+    stop = next(free.text[i : i + 2] for i in range(3, len(free.text)) if free.text[i : i + 2].isalpha())
+    assert free.text.find(stop) >= 3
+    with_stop = Sampling(temperature=1.0, max_tokens=30, seed=3, stop=("never-there", stop))
+    cut = backend.generate([Request("a", prompt="Ann has 7 apples.\n", sampling=with_stop)])[0]
+    assert cut.finish_reason == "stop"
+    assert cut.text == free.text[: free.text.find(stop)]
+    assert cut.completion_tokens < free.completion_tokens
+
+
+def test_chat_needs_template(tiny_model_dir: Path, tmp_path: Path) -> None:
+    msg = Request(
+        "c", messages=({"role": "user", "content": "Ann has 7 apples."},), sampling=Sampling(max_tokens=8)
+    )
+    [r] = HFBackend(tiny_model_dir, device="cpu").generate([msg])
+    assert r.finish_reason == "error" and "chat template" in r.error
+    copy = tmp_path / "with-chat"
+    shutil.copytree(tiny_model_dir, copy)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(copy)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(copy)
+    backend = HFBackend(copy, device="cpu")
+    assert backend.render(msg) == "user: Ann has 7 apples.\nassistant: "
+    [r] = backend.generate([msg])
+    assert r.error is None and r.completion_tokens > 0
+
+
+def test_generate_all_still_works(tiny_model_dir: Path) -> None:
+    from prefdelta.zoo import load_model
+
+    model, tok = load_model(tiny_model_dir)
+    outs = hf.generate_all(
+        model, tok, ["Ann has 1 pen.\n", "Ben\n", "Cara has 2 cards.\n"], batch_size=2, max_new_tokens=5
+    )
+    assert len(outs) == 3 and all(o.completion_tokens <= 5 for o in outs)
+    wrapped = HFBackend(model=model, tokenizer=tok)
+    assert wrapped.device == "cpu"
+
+
+def test_memory_sizing_and_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    per = bytes_per_sequence(config, 100, torch.float32)
+    # 2 (K,V) x 1 layer x 2 heads x 16 dims x 100 tokens x 4 bytes + vocab x 4
+    assert per == 2 * 1 * 2 * 16 * 100 * 4 + config.vocab_size * 4
+    assert batch_size_for_memory(config, 100, torch.float32, per * 20) == 10
+    assert batch_size_for_memory(config, 100, torch.float32, 1) == 1
+    assert batch_size_for_memory(config, 100, torch.float32, per * 10**6, cap=64) == 64
+    assert pick_dtype("auto", "cpu") == torch.float32
+    with pytest.raises(UserError, match="dtype"):
+        pick_dtype("int3", "cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"no config\.json"):
+        HFBackend(tmp_path / "empty")
