@@ -194,8 +194,7 @@ def select_random(
     order = by_id[rng.permutation(len(ids))]
     if stratify:
         order = _round_robin(order, pool["problem_id"].to_numpy(dtype=object))
-    take = order[:n]
-    return _record(ids[np.sort(take)], "random", key, fraction, k, seed, stratify, quadrants)
+    return _record(np.sort(ids[order[:n]]), "random", key, fraction, k, seed, stratify, quadrants)
 
 
 def select_all(pairs: pd.DataFrame, quadrants: Sequence[str] | None = None) -> pd.DataFrame:

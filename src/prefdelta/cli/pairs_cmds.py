@@ -1,0 +1,310 @@
+"""``prefdelta pairs`` subcommands: import external traces, build, stats, export.
+
+- ``pairs import``: bring traces and judgments from outside the study into a workspace —
+  the published GSM8K model solutions (``--gsm8k-solutions``, judged by the calculator-
+  annotation checker or by correctness only), or your own files (``--traces`` /
+  ``--judgments`` / ``--generators`` / ``--problems``, JSONL or Parquet);
+- ``pairs build``: build pairs from the workspace's tables with a pairs config given as
+  options (no study config needed), through the same cached stage as ``prefdelta pairs``;
+- ``pairs stats``: counts, quadrants, delta distributions, correlations, delta by gap,
+  with PNG plots;
+- ``pairs export``: a selection (or every pair) as TRL DPO / KTO records, JSONL, Parquet
+  or a ``datasets`` folder; ``--push-to-hub`` only when you ask.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+import yaml
+
+from prefdelta.cli.common import WorkspaceOpt
+from prefdelta.errors import UserError
+from prefdelta.judge.dimensions import DIMENSIONS
+from prefdelta.workspace import Workspace
+
+_PARAMS = re.compile(r"^(\d+(?:\.\d+)?)([mb])_", re.IGNORECASE)
+
+
+def read_frame(path: Path, what: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """A JSONL (``.jsonl``/``.jsonl.gz``) or Parquet file as a frame; missing columns name the file."""
+    from prefdelta.sources.base import read_jsonl
+
+    if not path.is_file():
+        raise UserError(f"{what} file {path} not found")
+    if path.suffix == ".parquet":
+        try:
+            df = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise UserError(f"{path}: not a readable Parquet file ({err})") from None
+    elif path.name.endswith((".jsonl", ".jsonl.gz", ".json")):
+        df = pd.DataFrame([r.data for r in read_jsonl(path)])
+    else:
+        raise UserError(f"{path}: expected a .jsonl, .jsonl.gz or .parquet file for the {what}")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: {what} lack column '{missing[0]}' (expected {', '.join(required)})")
+    return df
+
+
+def params_from_id(generator_id: str) -> float:
+    """Parameter count written in an id like ``175b_finetuning`` (NaN when there is none)."""
+    m = _PARAMS.match(generator_id)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * (1e9 if m.group(2).lower() == "b" else 1e6)
+
+
+def generators_from_traces(traces: pd.DataFrame, judgments: pd.DataFrame, family: str | None) -> pd.DataFrame:
+    """A generators table for imported traces: ids, params from the id, accuracy as capability."""
+    correct = judgments.groupby("trace_id")["outcome"].max().astype(float)
+    acc = traces.assign(c=traces["trace_id"].map(correct)).groupby("generator_id")["c"].mean()
+    return pd.DataFrame(
+        {
+            "generator_id": acc.index,
+            "family": family if family is not None else np.nan,
+            "params": [params_from_id(g) for g in acc.index],
+            "backend": "imported",
+            "model": "",
+            "sampling": "",
+            "capability": acc.to_numpy(),
+        }
+    )
+
+
+def judge_traces(traces: pd.DataFrame, problems: pd.DataFrame, judge: str) -> pd.DataFrame:
+    """Judgments of imported traces: the calc checker's five scores, or correctness only.
+
+    ``outcome`` is the published grade (``is_correct``) when the traces carry one.
+    """
+    if judge not in ("calc", "outcome"):
+        raise UserError(f"unknown --judge {judge!r}; expected calc or outcome")
+    rows = []
+    if judge == "calc":
+        from prefdelta.judge.calc import calc_judge
+
+        prob = problems.set_index("problem_id")
+        for tid, pid, text in zip(traces["trace_id"], traces["problem_id"], traces["text"], strict=True):
+            if pid not in prob.index:
+                raise UserError(f"trace {tid} refers to problem {pid!r}, which is not in the problems")
+            p = prob.loc[pid]
+            rows.append({"trace_id": tid, **calc_judge(p["prompt"], p["reference_solution"], text)})
+        df = pd.DataFrame(rows)
+        judge_id = "calc"
+    else:
+        if "is_correct" not in traces.columns:
+            raise UserError("--judge outcome needs an 'is_correct' column in the traces")
+        df = pd.DataFrame({"trace_id": traces["trace_id"], "outcome": traces["is_correct"].astype(bool)})
+        for d in DIMENSIONS:
+            df[d] = np.nan
+        judge_id = "outcome"
+    if "is_correct" in traces.columns:
+        df["outcome"] = traces["is_correct"].astype(bool).to_numpy()
+    df.insert(1, "judge_id", judge_id)
+    df.insert(2, "rubric_hash", judge_id)
+    df.insert(3, "repeat", 0)
+    df["raw"] = ""
+    df["error"] = pd.Series([None] * len(df), dtype="string")
+    return df[["trace_id", "judge_id", "rubric_hash", "repeat", *DIMENSIONS, "outcome", "raw", "error"]]
+
+
+def _pairs_config(config_file: Path | None, options: dict[str, object]):
+    from prefdelta.config import parse_config
+    from prefdelta.settings.pairs import PairsConfig
+
+    data: dict[str, object] = {}
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UserError(f"pairs config file {config_file} not found")
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise UserError(f"{config_file}: expected a mapping (a `pairs:` section or its fields)")
+        data = dict(loaded.get("pairs", loaded))
+    data.update({k: v for k, v in options.items() if v not in (None, [], ())})
+    return parse_config(data, str(config_file or "pairs options"), PairsConfig)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("import")
+    def import_cmd(
+        workspace: WorkspaceOpt = None,
+        gsm8k_solutions: Annotated[
+            Path | None,
+            typer.Option(help="data directory holding gsm8k/model_solutions.jsonl and gsm8k/test.jsonl"),
+        ] = None,
+        traces: Annotated[Path | None, typer.Option(help="traces file (JSONL or Parquet)")] = None,
+        judgments: Annotated[Path | None, typer.Option(help="judgments file (JSONL or Parquet)")] = None,
+        generators: Annotated[Path | None, typer.Option(help="generators file (optional)")] = None,
+        problems: Annotated[Path | None, typer.Option(help="problems file (needed for export)")] = None,
+        judge: Annotated[
+            str, typer.Option(help="for --gsm8k-solutions: 'calc' (annotation checker) or 'outcome'")
+        ] = "calc",
+        overwrite: Annotated[bool, typer.Option(help="replace tables the workspace already has")] = False,
+    ) -> None:
+        """Import external traces and judgments (GSM8K model solutions or your own files)."""
+        ws = Workspace(workspace)
+        if ws.has_table("traces") and not overwrite:
+            raise UserError(f"workspace {ws.root} already has a traces table; pass --overwrite to replace it")
+        if gsm8k_solutions is not None:
+            from prefdelta.sources.gsm8k import load_model_solutions
+
+            probs, trs = load_model_solutions(gsm8k_solutions)
+            judg = judge_traces(trs, probs, judge)
+            gens = generators_from_traces(trs, judg, family="gpt3")
+        else:
+            if traces is None or judgments is None:
+                raise UserError("pass --gsm8k-solutions DIR, or --traces FILE and --judgments FILE")
+            trs = read_frame(traces, "traces", ("trace_id", "problem_id", "generator_id", "text"))
+            judg = read_frame(judgments, "judgments", ("trace_id", "outcome", *DIMENSIONS))
+            probs = read_frame(problems, "problems", ("problem_id", "prompt")) if problems else None
+            gens = (
+                read_frame(generators, "generators", ("generator_id",))
+                if generators
+                else generators_from_traces(trs, judg, family=None)
+            )
+        tables = {"traces": trs, "judgments": judg, "generators": gens}
+        if probs is not None:
+            tables["problems"] = probs
+        for name, df in tables.items():
+            ws.write_table(name, df)
+        for stage in ("pairs", "select"):
+            ws.invalidate(stage)
+        caps = ", ".join(
+            f"{g} {c:.3f}" for g, c in zip(gens["generator_id"], gens["capability"], strict=True)
+        )
+        typer.echo(
+            f"imported {len(trs)} traces of {trs['generator_id'].nunique()} generators on "
+            f"{trs['problem_id'].nunique()} problems into {ws.root} (accuracy: {caps})"
+        )
+
+    @app.command("build")
+    def build_cmd(
+        workspace: WorkspaceOpt = None,
+        pairs_config: Annotated[
+            Path | None, typer.Option("--pairs-config", help="YAML with a `pairs:` section (or its fields)")
+        ] = None,
+        strategy: Annotated[
+            str | None, typer.Option(help="cross_generator, within_generator or correctness")
+        ] = None,
+        chosen: Annotated[list[str] | None, typer.Option(help="generator allowed on the chosen side")] = None,
+        rejected: Annotated[
+            list[str] | None, typer.Option(help="generator allowed on the rejected side")
+        ] = None,
+        per_problem: Annotated[int | None, typer.Option(help="pairs per (generator pair, problem)")] = None,
+        min_gap: Annotated[float | None, typer.Option(help="smallest capability gap (0-1)")] = None,
+        quadrant: Annotated[list[str] | None, typer.Option(help="keep candidates in this quadrant")] = None,
+        flagged: Annotated[str | None, typer.Option(help="keep or drop flagged pairs")] = None,
+        seed: Annotated[int | None, typer.Option(help="matching seed")] = None,
+        force: Annotated[bool, typer.Option("--force", help="rebuild even when up to date")] = False,
+    ) -> None:
+        """Build pairs from the workspace's traces, judgments and generators (no study config)."""
+        from prefdelta import pairs as pairs_mod
+        from prefdelta.study.stages.base import run_stage
+        from prefdelta.workspace import code_version
+
+        pc = _pairs_config(
+            pairs_config,
+            {
+                "strategy": strategy,
+                "chosen": chosen,
+                "rejected": rejected,
+                "per_problem": per_problem,
+                "min_gap": min_gap,
+                "quadrants": quadrant,
+                "flagged": flagged,
+                "seed": seed,
+            },
+        )
+        ws = Workspace(workspace)
+
+        def body() -> tuple[list[str], list[Path], str]:
+            trs = ws.read_table("traces", required_by="pairs build")
+            scores = pairs_mod.trace_scores(ws.read_table("judgments", required_by="pairs build"))
+            gens = ws.read_table("generators", required_by="pairs build")
+            df = pairs_mod.build_pairs(trs, scores, gens, pc)
+            ws.write_table("pairs", df)
+            return ["pairs"], [], f"({len(df)} {pc.strategy} pairs, {int(df['flagged'].sum())} flagged)"
+
+        run_stage(
+            ws,
+            "pairs",
+            ["traces", "judgments", "generators"],
+            pc.model_dump(),
+            code_version(pairs_mod),
+            body,
+            force,
+        )
+        n = len(ws.read_table("pairs"))
+        typer.echo(f"pairs: {n} in {ws.table_dir('pairs')}")
+
+    @app.command("stats")
+    def stats_cmd(
+        workspace: WorkspaceOpt = None,
+        selection: Annotated[str | None, typer.Option(help="describe only this selection_id")] = None,
+        out: Annotated[Path | None, typer.Option(help="folder for the Markdown, JSON and PNGs")] = None,
+    ) -> None:
+        """Counts, quadrants, delta distributions (PNG histograms), correlations, delta by gap."""
+        from prefdelta import pairs_stats
+        from prefdelta.export import selected_pairs
+
+        ws = Workspace(workspace)
+        pairs = ws.read_table("pairs", required_by="pairs stats")
+        sels = ws.read_table("selections") if selection is not None else None
+        subset = selected_pairs(pairs, sels, selection)
+        folder = out or ws.reports_dir / "pairs" / (selection or "all")
+        stats, files = pairs_stats.write_report(subset, folder, title=f"Pair set: {selection or 'all pairs'}")
+        typer.echo(pairs_stats.render_markdown(stats, title=f"Pair set: {selection or 'all pairs'}"))
+        typer.echo("written: " + ", ".join(str(f) for f in files))
+
+    @app.command("export")
+    def export_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="output file or folder")],
+        workspace: WorkspaceOpt = None,
+        fmt: Annotated[
+            str,
+            typer.Option("--format", help="dpo, dpo-conversational, kto, kto-conversational or pairs"),
+        ] = "dpo",
+        to: Annotated[str, typer.Option("--to", help="jsonl, parquet or dataset (save_to_disk)")] = "jsonl",
+        selection: Annotated[
+            str | None, typer.Option(help="selection_id to export (default: all pairs)")
+        ] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing output")] = False,
+        push_to_hub: Annotated[
+            str | None, typer.Option(help="also upload to this hub dataset repo (only when asked)")
+        ] = None,
+        public: Annotated[bool, typer.Option(help="make the hub dataset public")] = False,
+    ) -> None:
+        """Export a selection as TRL DPO/KTO records, JSONL, Parquet or a datasets folder."""
+        from prefdelta import export as export_mod
+
+        ws = Workspace(workspace)
+        pairs = ws.read_table("pairs", required_by="pairs export")
+        sels = ws.read_table("selections", required_by="pairs export") if selection else None
+        res = export_mod.export(
+            pairs,
+            ws.read_table("traces", required_by="pairs export"),
+            ws.read_table("problems", required_by="pairs export"),
+            out,
+            fmt=fmt,
+            container=to,
+            selections=sels,
+            selection_id=selection,
+            overwrite=overwrite,
+        )
+        note = (
+            f", {res.dropped_conflicts} traces labelled both ways left out" if res.dropped_conflicts else ""
+        )
+        typer.echo(f"exported {res.records} {fmt} records from {res.pairs} pairs to {res.path}{note}")
+        if push_to_hub:
+            frame = export_mod.training_frame(
+                export_mod.selected_pairs(pairs, sels, selection),
+                ws.read_table("traces"),
+                ws.read_table("problems"),
+            )
+            export_mod.push_to_hub(export_mod.records(frame, fmt)[0], push_to_hub, private=not public)
+            typer.echo(f"pushed to the hub: {push_to_hub}")

@@ -1,0 +1,128 @@
+"""Selections: exact top-k with the documented tie rule, seeded random, stratified, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefdelta import select
+from prefdelta.errors import UserError
+from prefdelta.settings.pairs import SelectConfig
+
+
+def make_pairs(n: int = 200, problems: int = 20, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "pair_id": [f"{i:04x}" for i in rng.permutation(n)],
+            "problem_id": [f"p{i % problems:02d}" for i in range(n)],
+            # few distinct values, so ties are everywhere
+            "delta_step_coherence": rng.integers(-2, 3, n).astype(float),
+            "delta_aggregate": rng.normal(size=n),
+            "generator_gap": rng.random(n),
+            "quadrant": rng.choice(["CC", "CW", "WC", "WW"], n),
+        }
+    )
+
+
+def brute_top(p: pd.DataFrame, col: str, k: int, bottom: bool = False) -> list[str]:
+    rows = sorted(
+        ((v, pid) for v, pid in zip(p[col], p["pair_id"], strict=True) if not np.isnan(v)),
+        key=lambda r: (r[0] if bottom else -r[0], r[1]),
+    )
+    return [pid for _, pid in rows[:k]]
+
+
+def test_top_k_exact_with_pair_id_tie_rule_and_order_free():
+    p = make_pairs()
+    for frac in (0.05, 0.3, 0.77, 1.0):
+        got = select.select_top(p, "step_coherence", frac)
+        k = select.size_of(len(p), frac)
+        assert got["pair_id"].tolist() == brute_top(p, "delta_step_coherence", k)
+        assert got["rank"].tolist() == list(range(k))
+    bottom = select.select_top(p, "step_coherence", k=17, bottom=True)
+    assert bottom["pair_id"].tolist() == brute_top(p, "delta_step_coherence", 17, bottom=True)
+    shuffled = select.select_top(p.sample(frac=1, random_state=3), "step_coherence", 0.3)
+    pd.testing.assert_frame_equal(shuffled, select.select_top(p, "step_coherence", 0.3))
+
+
+def test_nan_keys_never_ranked_and_random_draws_from_same_pool():
+    p = make_pairs()
+    p.loc[p.index[:50], "delta_step_coherence"] = np.nan
+    top = select.select_top(p, "step_coherence", 1.0)
+    assert len(top) == 150
+    rnd = select.select_random(p, 0.3, seed=0, key="step_coherence")
+    assert len(rnd) == select.size_of(150, 0.3)
+    assert set(rnd["pair_id"]) <= set(top["pair_id"])
+
+
+def test_random_deterministic_per_seed_and_differs_across_seeds():
+    p = make_pairs()
+    a = select.select_random(p, 0.3, seed=1)
+    b = select.select_random(p.sample(frac=1, random_state=9), 0.3, seed=1)
+    c = select.select_random(p, 0.3, seed=2)
+    assert a["pair_id"].tolist() == b["pair_id"].tolist()
+    assert len(a) == len(c) == len(select.select_top(p, "aggregate", 0.3))
+    assert set(a["pair_id"]) != set(c["pair_id"])
+    assert a["selection_id"].iloc[0] != c["selection_id"].iloc[0]
+
+
+def test_stratified_selection_no_problem_dominates():
+    p = make_pairs(n=200, problems=20)
+    # problem p00 holds the 10 best pairs by far
+    p.loc[p["problem_id"] == "p00", "delta_aggregate"] = 100.0
+    plain = select.select_top(p, "aggregate", k=20)
+    strat = select.select_top(p, "aggregate", k=20, stratify=True)
+    per = p.set_index("pair_id").loc[strat["pair_id"], "problem_id"].value_counts()
+    assert p.set_index("pair_id").loc[plain["pair_id"], "problem_id"].value_counts().max() == 10
+    assert per.max() == 1 and len(per) == 20
+    # within the round-robin, each problem's best pair is taken
+    best = (
+        p.sort_values(["delta_aggregate", "pair_id"], ascending=[False, True]).groupby("problem_id").head(1)
+    )
+    assert set(strat["pair_id"]) == set(best["pair_id"])
+    rs = select.select_random(p, k=40, seed=0, stratify=True)
+    assert p.set_index("pair_id").loc[rs["pair_id"], "problem_id"].value_counts().max() == 2
+
+
+def test_quadrant_pool_and_selections_for_config():
+    p = make_pairs()
+    q = select.select_quadrant(p, ["CW"])
+    assert set(q["pair_id"]) == set(p.loc[p["quadrant"] == "CW", "pair_id"])
+    assert q["strategy"].iloc[0] == "quadrant"
+    df = select.selections_for(
+        p, SelectConfig(key="step_coherence", fraction=0.3, bottom=True, quadrants=["CC", "CW"])
+    )
+    assert df.groupby("strategy").size().to_dict() == {
+        "all": int(p["quadrant"].isin(["CC", "CW"]).sum()),
+        "bottom": select.size_of(97, 0.3),
+        "random": select.size_of(97, 0.3),
+        "top": select.size_of(97, 0.3),
+    }
+    assert set(df["quadrants"]) == {"CC,CW"}
+    default = select.selections_for(p, SelectConfig())
+    assert sorted(default["selection_id"].unique()) == [
+        "all-all-1",
+        "random-step_coherence-0.3-s0",
+        "top-step_coherence-0.3",
+    ]
+
+
+def test_bad_input_is_a_clear_error():
+    p = make_pairs()
+    with pytest.raises(UserError, match="unknown selection key 'charm'"):
+        select.select_top(p, "charm", 0.3)
+    with pytest.raises(UserError, match="lacks"):
+        select.select_top(p, "factuality", 0.3)
+    with pytest.raises(UserError, match="empty"):
+        select.select_top(p.iloc[:0], "aggregate", 0.3)
+    p["delta_step_coherence"] = np.nan
+    with pytest.raises(UserError, match="would be empty"):
+        select.select_top(p, "step_coherence", 0.3)
+    with pytest.raises(UserError, match="fraction"):
+        select.select_random(make_pairs(), 1.5, seed=0)
+    with pytest.raises(UserError, match="unknown quadrant"):
+        select.select_quadrant(make_pairs(), ["XY"])
+    with pytest.raises(ValueError, match="unknown key"):
+        SelectConfig(key="charm")
