@@ -1,0 +1,179 @@
+"""Bridge to lm-evaluation-harness (EleutherAI): run its ``hf`` or ``vllm`` model on tasks.
+
+The project ships task YAMLs (``prefdelta/data/lmeval_tasks``) that read GSM8K, MATH-500,
+MMLU-STEM and HumanEval from the local data directory (``dataset_path: json`` with
+``data_files``), so lm-eval runs offline; their ``process_results`` hooks call
+prefdelta's graders, and HumanEval runs in prefdelta's sandbox instead of lm-eval's
+hub-loaded ``code_eval``. The data directory is filled into the YAMLs at run time
+(``@DATA_DIR@``), in a folder given to lm-eval's ``TaskManager(include_path=...)``.
+
+Short names map to the shipped tasks (``gsm8k`` → ``prefdelta_gsm8k``); any other name
+is passed to lm-eval as is, with its built-in tasks enabled (those may need a hub).
+Results land in the ``evals`` table (suite ``lm-eval``; CI = value ± 1.96 × lm-eval's
+bootstrap standard error, clipped to [0, 1]) and every sample in ``eval_samples``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prefdelta.errors import MissingDependency, UserError
+from prefdelta.evaluate.models import ModelSpec
+from prefdelta.hashing import stable_hash
+from prefdelta.sources.base import require_data_dir
+from prefdelta.workspace import Workspace
+
+SUITE = "lm-eval"
+SHIPPED = {"gsm8k": "in", "math500": "in", "mmlu_stem": "out", "humaneval": "out"}
+PREFIX = "prefdelta_"
+
+
+def task_name(name: str) -> str:
+    """lm-eval's name of a task: shipped short names get the ``prefdelta_`` prefix."""
+    return PREFIX + name if name in SHIPPED else name
+
+
+def render_tasks(data_dir: str | Path, out_dir: Path) -> Path:
+    """Write the shipped task YAMLs with the data directory filled in, plus their hooks."""
+    root = require_data_dir(data_dir, "lm-eval's local-file tasks").resolve()
+    src = resources.files("prefdelta").joinpath("data/lmeval_tasks")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for entry in src.iterdir():
+        if entry.name.endswith(".yaml"):
+            (out_dir / entry.name).write_text(entry.read_text().replace("@DATA_DIR@", str(root)))
+        elif entry.name.endswith(".py"):
+            (out_dir / entry.name).write_text(entry.read_text())
+    return out_dir
+
+
+def model_args(spec: ModelSpec, device: str = "cpu", dtype: str = "auto") -> dict[str, Any]:
+    """lm-eval ``model_args`` for ``spec`` (a LoRA adapter goes in ``peft`` on its base)."""
+    if spec.backend not in ("hf", "vllm"):
+        raise UserError(f"lm-eval runs the hf or vllm model; got backend {spec.backend!r}")
+    args: dict[str, Any] = {"pretrained": spec.base_model or spec.model, "dtype": dtype}
+    if spec.is_adapter:
+        args["peft" if spec.backend == "hf" else "lora_local_path"] = spec.model
+    if spec.backend == "hf":
+        args["device"] = device
+    return args
+
+
+def run(
+    spec: ModelSpec,
+    tasks: list[str],
+    data_dir: str | Path,
+    limit: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    gen_kwargs: dict[str, Any] | None = None,
+    confirm_run_unsafe_code: bool = True,
+) -> dict[str, Any]:
+    """``lm_eval.simple_evaluate`` on ``tasks`` (short or lm-eval names); the raw results dict."""
+    try:
+        import lm_eval
+        from lm_eval.tasks import TaskManager
+    except ImportError:
+        raise MissingDependency("lm-eval", "lmeval", "the lm-eval bridge") from None
+    names = [task_name(t) for t in tasks]
+    only_shipped = all(t in SHIPPED for t in tasks)
+    with tempfile.TemporaryDirectory(prefix="prefdelta-lmeval-") as tmp:
+        include = render_tasks(data_dir, Path(tmp) / "tasks")
+        manager = TaskManager(include_path=str(include), include_defaults=not only_shipped)
+        unknown = [n for n in names if n not in manager.all_tasks]
+        if unknown:
+            raise UserError(f"unknown lm-eval task {unknown[0]!r}; shipped: {', '.join(SHIPPED)}")
+        results = lm_eval.simple_evaluate(
+            model=spec.backend,
+            model_args=model_args(spec, device),
+            tasks=names,
+            batch_size=batch_size,
+            limit=limit,
+            task_manager=manager,
+            gen_kwargs=gen_kwargs,
+            log_samples=True,
+            confirm_run_unsafe_code=confirm_run_unsafe_code,
+            bootstrap_iters=1000,
+        )
+    if results is None:  # non-zero ranks under accelerate return nothing
+        raise UserError("lm-eval returned no results (not the main process?)")
+    return results
+
+
+def result_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) -> pd.DataFrame:
+    """``evals`` rows of an lm-eval results dict: one per task and metric."""
+    rows = []
+    for task, metrics in results["results"].items():
+        short = task.removeprefix(PREFIX)
+        n = int(results.get("n-samples", {}).get(task, {}).get("effective", 0))
+        for key, value in metrics.items():
+            if "," not in key or "_stderr" in key or not isinstance(value, int | float):
+                continue
+            metric, filt = key.split(",", 1)
+            stderr = metrics.get(f"{metric}_stderr,{filt}")
+            half = (
+                1.96 * float(stderr)
+                if isinstance(stderr, int | float) and math.isfinite(stderr)
+                else math.nan
+            )
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "checkpoint_hash": checkpoint_hash,
+                    "suite": SUITE,
+                    "domain": SHIPPED.get(short, "out"),
+                    "benchmark": short,
+                    "level": "benchmark",
+                    "metric": metric if filt == "none" else f"{metric}[{filt}]",
+                    "value": float(value),
+                    "n": n,
+                    "samples_per_problem": 1,
+                    "ci_low": max(0.0, float(value) - half) if math.isfinite(half) else math.nan,
+                    "ci_high": min(1.0, float(value) + half) if math.isfinite(half) else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def sample_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) -> pd.DataFrame:
+    """``eval_samples`` rows: every generated text with its grade, for inspection and compare."""
+    rows = []
+    for task, samples in results.get("samples", {}).items():
+        short = task.removeprefix(PREFIX)
+        for s in samples:
+            resps = s.get("filtered_resps") or s.get("resps") or [""]
+            texts = [r if isinstance(r, str) else (r[0] if r else "") for r in resps]
+            score = next((s[m] for m in ("acc", "pass@1", "exact_match") if m in s), None)
+            for j, text in enumerate(texts):
+                rows.append(
+                    {
+                        "model_id": model_id,
+                        "checkpoint_hash": checkpoint_hash,
+                        "suite": SUITE,
+                        "benchmark": short,
+                        "problem_id": f"{short}-{s['doc_id']:05d}",
+                        "sample": j,
+                        "text": text,
+                        "correct": bool(score) if score is not None else None,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def write(ws: Workspace, results: dict[str, Any], model_id: str, checkpoint_hash: str) -> pd.DataFrame:
+    """Store an lm-eval run in ``evals`` and ``eval_samples``; return the evals rows."""
+    rows = result_rows(results, model_id, checkpoint_hash)
+    samples = sample_rows(results, model_id, checkpoint_hash)
+    key = stable_hash(
+        model_id, checkpoint_hash, sorted(results["results"]), results.get("config", {}).get("limit")
+    )
+    shard = f"lmeval-{model_id.replace('/', '_')}-{key}"
+    if len(samples):
+        ws.write_shard("eval_samples", shard, samples)
+    ws.write_shard("evals", shard, rows)
+    return rows
