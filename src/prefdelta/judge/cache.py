@@ -50,6 +50,11 @@ class ResponseCache:
         self.hits += 1
         return row[0], row[1]
 
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM replies WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
     def put(self, key: str, text: str, finish_reason: str) -> None:
         with self._lock:
             self._db.execute(

@@ -51,11 +51,14 @@ NUMBER_WORDS: dict[str, tuple[Fraction, ...]] = {
     **{
         w: (Fraction(i),)
         for i, w in enumerate(
-            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-            "fifteen sixteen seventeen eighteen nineteen twenty".split()
+            ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
         )
     },
-    **{w: (Fraction(10 * i),) for i, w in enumerate("_ _ _ thirty forty fifty sixty seventy eighty ninety".split()) if i >= 3},
+    **{
+        w: (Fraction(10 * i),)
+        for i, w in enumerate(["_", "_", "_", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"])
+        if i >= 3
+    },
     "hundred": (Fraction(100),),
     "thousand": (Fraction(1000),),
     "half": (Fraction(1, 2), Fraction(2)),
@@ -200,7 +203,10 @@ def check_trace(problem: str, reference_solution: str, trace: str) -> CalcReport
         for s, text in written
     )
     text_checks = [
-        check_text_equation(e, w) for line in parsed.lines if not _FINAL_LINE.match(line) for e, w in text_equations(line)
+        check_text_equation(e, w)
+        for line in parsed.lines
+        if not _FINAL_LINE.match(line)
+        for e, w in text_equations(line)
     ]
     text_checks_read = [c for c in text_checks if c is not None]
     n_checked = len(steps) + len(written) + len(text_checks_read)
@@ -212,14 +218,14 @@ def check_trace(problem: str, reference_solution: str, trace: str) -> CalcReport
         for x in step.operands:
             facts_total += 1
             facts_hit += _near(abs(x), available_base | derived | set(ref_values))
-        coherent += bool(step.operands) and all(_near(abs(x), available_base | derived) for x in step.operands)
+        coherent += bool(step.operands) and all(
+            _near(abs(x), available_base | derived) for x in step.operands
+        )
         if step.result is not None:
             derived.add(step.result)
     factuality = facts_hit / facts_total if facts_total else 0.0
     step_coherence = coherent / len(steps) if steps else 0.0
-    strategy = (
-        sum(_near(v, derived) for v in ref_values) / len(ref_values) if ref_values and steps else 0.0
-    )
+    strategy = sum(_near(v, derived) for v in ref_values) / len(ref_values) if ref_values and steps else 0.0
     return CalcReport(
         factuality=factuality,
         strategy_coherence=strategy,

@@ -148,14 +148,20 @@ class LLMJudge:
                 todo.append((req, key, job))
         if todo:
             self.requests_sent += len(todo)
-            results = self.backend.generate([r for r, _, _ in todo])
+            keys = {req.request_id: key for req, key, _ in todo}
+
+            def keep(res: Result) -> None:  # cache each reply as it arrives: a killed run loses none
+                if res.index == 0 and res.error is None and res.finish_reason != "error":
+                    self.cache.put(keys[res.request_id], res.text, res.finish_reason)
+
+            results = self.backend.generate([r for r, _, _ in todo], on_result=keep)
             by_id = {r.request_id: r for r in results if r.index == 0}
             for req, key, job in todo:
                 res = by_id.get(req.request_id)
                 if res is None:
                     res = Result(req.request_id, 0, "", "error", error="backend returned no result")
-                elif res.error is None and res.finish_reason != "error":
-                    self.cache.put(key, res.text, res.finish_reason)
+                elif res.error is None and res.finish_reason != "error" and key not in self.cache:
+                    self.cache.put(key, res.text, res.finish_reason)  # backends that skip on_result
                 out[job.request_id] = res
         return out
 
