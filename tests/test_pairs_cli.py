@@ -1,0 +1,221 @@
+"""`prefdelta pairs` / `prefdelta select` through the CLI: real GSM8K model solutions, the
+study stages on a workspace, and bad input that exits with one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from prefdelta import pairs
+from prefdelta.cli import main
+from prefdelta.config import load_config
+from prefdelta.study.stages.pairs import stage_pairs, stage_select
+from prefdelta.workspace import Workspace
+from test_pairs import synth
+
+SIX_B = ("6b_finetuning", "6b_verification")
+BIG = ("175b_finetuning", "175b_verification")
+
+
+def _cli(capsys, *args: str) -> str:
+    main(list(args))
+    return capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_gsm8k_175b_vs_6b_pairs_stats_select_export(shared_datasets, tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    out = _cli(
+        capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(shared_datasets), "--judge", "calc"
+    )
+    assert "imported 4000 traces of 4 generators on 1000 problems" in out
+    _cli(
+        capsys,
+        "pairs",
+        "build",
+        "-w",
+        ws,
+        *[f"--chosen={g}" for g in BIG],
+        *[f"--rejected={g}" for g in SIX_B],
+    )
+    w = Workspace(ws)
+    p = w.read_table("pairs")
+    assert set(p["chosen_generator"]) <= set(BIG) and set(p["rejected_generator"]) <= set(SIX_B)
+    assert (p["generator_gap"] > 0).all() and (p["param_ratio"] == 175 / 6).all()
+    # one pair per (generator pair, problem); 175b_finetuning is less accurate than
+    # 6b_verification on these problems, so that ordered pair is not built
+    assert p.groupby(["chosen_generator", "rejected_generator", "problem_id"]).size().max() == 1
+    assert ("175b_finetuning", "6b_verification") not in set(
+        zip(p["chosen_generator"], p["rejected_generator"], strict=True)
+    )
+    assert p["delta_step_coherence"].notna().all()
+    text = w.read_table("traces").set_index("trace_id")["text"]
+    assert (text[p["chosen_trace_id"]].to_numpy() != text[p["rejected_trace_id"]].to_numpy()).all()
+
+    stats_dir = tmp_path / "stats"
+    out = _cli(capsys, "pairs", "stats", "-w", ws, "--out", str(stats_dir))
+    assert f"{len(p)} pairs on {p['problem_id'].nunique()} problems" in out
+    for q in ("CC", "CW", "WC", "WW"):
+        assert f"| {q} | {(p['quadrant'] == q).sum()} |" in out
+    assert f"| step_coherence | {len(p)} | {p['delta_step_coherence'].mean():+.3f} |" in out
+    summary = json.loads((stats_dir / "pairs_stats.json").read_text())
+    assert summary["counts"]["pairs"] == len(p)
+    assert (stats_dir / "delta_histograms.png").stat().st_size > 5000
+
+    _cli(capsys, "select", "make", "-w", ws, "--key", "step_coherence", "--fraction", "0.3")
+    _cli(
+        capsys,
+        "select",
+        "make",
+        "-w",
+        ws,
+        "--strategy",
+        "random",
+        "--key",
+        "step_coherence",
+        "--fraction",
+        "0.3",
+        "--seed",
+        "1",
+    )
+    sels = w.read_table("selections")
+    assert sels.groupby("strategy").size().to_dict() == {
+        "top": -(-3 * len(p) // 10),
+        "random": -(-3 * len(p) // 10),
+    }
+    top_id = sels.loc[sels["strategy"] == "top", "selection_id"].iloc[0]
+    dpo = tmp_path / "dpo.jsonl"
+    out = _cli(
+        capsys, "pairs", "export", "-w", ws, "--selection", top_id, "--format", "dpo", "--out", str(dpo)
+    )
+    rows = [json.loads(line) for line in dpo.read_text().splitlines()]
+    assert len(rows) == (sels["selection_id"] == top_id).sum()
+    assert rows[0]["prompt"] in set(w.read_table("problems")["prompt"])
+    _cli(
+        capsys,
+        "pairs",
+        "export",
+        "-w",
+        ws,
+        "--format",
+        "kto",
+        "--to",
+        "dataset",
+        "--out",
+        str(tmp_path / "kto"),
+    )
+    assert (tmp_path / "kto" / "dataset_info.json").is_file()
+
+
+@pytest.mark.integration
+def test_gsm8k_scored_by_correctness_only(shared_datasets, tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    _cli(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(shared_datasets), "--judge", "outcome")
+    _cli(capsys, "pairs", "build", "-w", ws, "--chosen=175b_verification", "--rejected=6b_finetuning")
+    p = Workspace(ws).read_table("pairs")
+    assert len(p) == 1000 and p["delta_step_coherence"].isna().all()
+    assert np.allclose(p["delta_outcome"].mean(), p["generator_gap"].iloc[0])
+    out = _cli(capsys, "pairs", "stats", "-w", ws, "--out", str(tmp_path / "s"))
+    assert "| step_coherence | 0 | – |" in out
+
+
+def test_user_files_import_and_build_cache(tmp_path, capsys):
+    traces, judgments, _ = synth(n_problems=10, gens=("1b_x", "7b_y"), samples=2)
+    judgments = judgments.drop_duplicates("trace_id")
+    traces.to_parquet(tmp_path / "traces.parquet")
+    judgments.to_json(tmp_path / "judgments.jsonl", orient="records", lines=True)
+    ws = str(tmp_path / "ws")
+    _cli(
+        capsys,
+        "pairs",
+        "import",
+        "-w",
+        ws,
+        "--traces",
+        str(tmp_path / "traces.parquet"),
+        "--judgments",
+        str(tmp_path / "judgments.jsonl"),
+    )
+    g = Workspace(ws).read_table("generators").set_index("generator_id")
+    assert g.loc["7b_y", "params"] == 7e9 and g.loc["1b_x", "params"] == 1e9
+    out = _cli(capsys, "pairs", "build", "-w", ws, "--strategy", "correctness", "--per-problem", "2")
+    assert "pairs:" in out
+    built = Workspace(ws).read_table("pairs")
+    assert (built["quadrant"] == "CW").all()
+    # re-running with the same options is a cache hit; new options rebuild
+    done = Workspace(ws).stage_record("pairs")["finished_at"]
+    _cli(capsys, "pairs", "build", "-w", ws, "--strategy", "correctness", "--per-problem", "2")
+    assert Workspace(ws).stage_record("pairs")["finished_at"] == done
+    _cli(capsys, "pairs", "build", "-w", ws, "--strategy", "correctness", "--per-problem", "3")
+    assert Workspace(ws).stage_record("pairs")["finished_at"] > done
+
+
+def _exit_message(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    assert "table 'pairs' not found" in _exit_message(capsys, "pairs", "stats", "-w", ws)
+    bad = tmp_path / "traces.jsonl"
+    bad.write_text('{"trace_id": "t1", "problem_id": "p", "generator_id": "g", "text": "x"}\n{"trace_id": \n')
+    msg = _exit_message(capsys, "pairs", "import", "-w", ws, "--traces", str(bad), "--judgments", str(bad))
+    assert "line 2" in msg
+    traces, judgments, gens = synth(n_problems=5, gens=("a", "b"))
+    w = Workspace(ws)
+    w.write_table("traces", traces)
+    w.write_table("judgments", judgments.iloc[1:])
+    w.write_table("generators", gens)
+    assert "has no judgment" in _exit_message(capsys, "pairs", "build", "-w", ws)
+    w.write_table("judgments", judgments)
+    assert "quadrants" in _exit_message(capsys, "pairs", "build", "-w", ws, "--quadrant", "XX")
+    _cli(capsys, "pairs", "build", "-w", ws)
+    assert "unknown selection key 'charm'" in _exit_message(
+        capsys, "select", "make", "-w", ws, "--key", "charm"
+    )
+    out = tmp_path / "never.jsonl"
+    msg = _exit_message(capsys, "pairs", "export", "-w", ws, "--selection", "nope", "--out", str(out))
+    assert "selections" in msg and not out.exists()
+
+
+def test_study_stages_write_the_selections_train_expects(tmp_path):
+    cfg = load_config(None)
+    traces, judgments, gens = synth(
+        n_problems=30, gens=("llama-h64-s1500", "llama-h64-s600", "gpt2-h64-s600")
+    )
+    ws = Workspace(tmp_path / "ws")
+    ws.write_table("traces", traces)
+    ws.write_table("judgments", judgments)
+    ws.write_table("generators", gens)
+    assert not stage_pairs(ws, cfg).skipped
+    assert stage_pairs(ws, cfg).skipped
+    p = ws.read_table("pairs")
+    expected = pairs.cross_generator_pairs(traces, pairs.trace_scores(judgments), gens)
+    assert sorted(p["pair_id"]) == sorted(expected["pair_id"])
+    for col in (
+        "pair_id",
+        "chosen_generator",
+        "rejected_generator",
+        "generator_gap",
+        "delta_aggregate",
+        "chosen_correct",
+        "rejected_correct",
+        "delta_step_coherence",
+    ):
+        assert col in p.columns
+    stage_select(ws, cfg)
+    sels = ws.read_table("selections")
+    assert sels.groupby("strategy").size().to_dict() == {
+        "top": -(-3 * len(p) // 10),
+        "random": -(-3 * len(p) // 10),
+        "all": len(p),
+    }
+    assert set(sels.groupby("strategy")["selection_id"].nunique()) == {1}
+    assert set(sels["pair_id"]) <= set(p["pair_id"])
