@@ -74,20 +74,21 @@ class Record:
     path: Path
     line: int
     data: dict[str, Any]
+    unit: str = "line"  # "row" for Parquet files and datasets
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}: {self.unit} {self.line}"
 
     def get(self, column: str, kind: type | tuple[type, ...] | None = None) -> Any:
         """The value of ``column``; a :class:`UserError` naming file, line and column if absent or mistyped."""
         if column not in self.data or self.data[column] is None:
             have = ", ".join(sorted(self.data)) or "none"
-            raise UserError(
-                f"{self.path}: line {self.line}: missing column '{column}' (columns present: {have})"
-            )
+            raise UserError(f"{self.where}: missing column '{column}' (columns present: {have})")
         value = self.data[column]
         if kind is not None and not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise UserError(
-                f"{self.path}: line {self.line}: column '{column}' should be {names}, got {type(value).__name__}"
-            )
+            raise UserError(f"{self.where}: column '{column}' should be {names}, got {type(value).__name__}")
         return value
 
     def optional(self, column: str, default: Any = None) -> Any:
@@ -161,3 +162,31 @@ def format_number(value: float | int | str) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+@dataclass(frozen=True)
+class HubCopy:
+    """Where a source's published copy lives on the data hub (``datasets.load_dataset`` args)."""
+
+    dataset: str
+    split: str
+    config: str | None = None
+
+
+def open_records(
+    data_dir: str | Path | None, relative: str, hub: HubCopy | None = None, source: str = ""
+) -> Iterator[Record]:
+    """Records of ``<data dir>/<relative>``, or of the hub copy when no data directory is set."""
+    root = resolve_data_dir(data_dir)
+    if root is not None:
+        return read_jsonl(data_file(root, relative))
+    if hub is None:
+        return read_jsonl(data_file(require_data_dir(None, source or relative), relative))
+    from prefdelta.sources.hub import hub_records
+
+    return hub_records(hub.dataset, hub.split, hub.config)
+
+
+def check_split(source: str, split: str, splits: tuple[str, ...] = ("test",)) -> None:
+    if split not in splits:
+        raise UserError(f"{source} has split(s) {', '.join(splits)}; got '{split}'")

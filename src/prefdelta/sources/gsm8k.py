@@ -21,16 +21,16 @@ import pandas as pd
 from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
 from prefdelta.sources.base import (
+    HubCopy,
     Record,
     data_file,
+    open_records,
     problem_id,
     problem_row,
     problems_frame,
     read_jsonl,
     require_data_dir,
-    resolve_data_dir,
 )
-from prefdelta.sources.hub import hub_records
 
 SOURCE = "gsm8k"
 SPLITS = ("train", "test")
@@ -53,7 +53,7 @@ def rows_from_records(records: Iterable[Record], split: str) -> list[dict[str, s
         solution = rec.get("answer", str)
         answer = final_answer(solution)
         if answer is None:
-            raise UserError(f"{rec.path}: line {rec.line}: column 'answer' has no final '#### <answer>' line")
+            raise UserError(f"{rec.where}: column 'answer' has no final '#### <answer>' line")
         rows.append(problem_row(SOURCE, split, i, question, answer, solution, line=rec.line))
     return rows
 
@@ -62,11 +62,7 @@ def load(split: str = "test", data_dir: str | Path | None = None) -> pd.DataFram
     """GSM8K ``split`` ("train" or "test") as ``problems`` rows, ids ``gsm8k-<split>-<index>``."""
     if split not in SPLITS:
         raise UserError(f"gsm8k has splits {', '.join(SPLITS)}; got '{split}'")
-    root = resolve_data_dir(data_dir)
-    if root is None:
-        records: Iterable[Record] = hub_records("openai/gsm8k", split, config="main")
-    else:
-        records = read_jsonl(data_file(root, f"gsm8k/{split}.jsonl"))
+    records = open_records(data_dir, f"gsm8k/{split}.jsonl", HubCopy("openai/gsm8k", split, "main"), SOURCE)
     return problems_frame(rows_from_records(records, split))
 
 
@@ -99,9 +95,7 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
     for rec in read_jsonl(data_file(root, "gsm8k/model_solutions.jsonl")):
         question = rec.get("question", str)
         if question not in by_question:
-            raise UserError(
-                f"{rec.path}: line {rec.line}: column 'question' matches no question of gsm8k/test.jsonl"
-            )
+            raise UserError(f"{rec.where}: column 'question' matches no question of gsm8k/test.jsonl")
         index = by_question[question]
         keep.append(index)
         pid = problem_id(SOURCE, "test", index)
@@ -111,8 +105,7 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
             correct = entry.get("is_correct")
             if not isinstance(text, str) or not isinstance(correct, bool):
                 raise UserError(
-                    f"{rec.path}: line {rec.line}: column '{gen}' should hold 'solution' (text) and "
-                    "'is_correct' (true/false)"
+                    f"{rec.where}: column '{gen}' should hold 'solution' (text) and 'is_correct' (true/false)"
                 )
             traces.append(
                 {

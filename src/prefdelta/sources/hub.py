@@ -31,4 +31,4 @@ def hub_records(dataset: str, split: str, config: str | None = None) -> Iterator
         ) from None
     where = Path(f"hub:{dataset}")
     for i, row in enumerate(ds):
-        yield Record(where, i + 1, dict(row))
+        yield Record(where, i + 1, dict(row), unit="row")
