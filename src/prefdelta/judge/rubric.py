@@ -192,8 +192,9 @@ def _validate(data: dict[str, Any], source: str) -> Rubric:
         return Rubric.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise UserError(f"{source}: field '{loc}': {first['msg']}") from None
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        raise UserError(f"{source}: field '{loc}': {msg}" if loc else f"{source}: {msg}") from None
 
 
 def default_rubric_data() -> dict[str, Any]:
