@@ -70,5 +70,5 @@ def test_bad_rubrics_name_the_field(tmp_path: Path, body: str, message: str) -> 
 
 
 def test_missing_rubric_file() -> None:
-    with pytest.raises(UserError, match="rubric file .* not found"):
+    with pytest.raises(UserError, match=r"rubric file .* not found"):
         load_rubric("/nonexistent/rubric.yaml")
