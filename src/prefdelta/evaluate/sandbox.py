@@ -60,6 +60,7 @@ Mode = Literal["strict", "userns", "basic"]
 Status = Literal["passed", "failed", "timeout"]
 BOOT = Path(__file__).with_name("sandbox_boot.py")
 SETUP_FAILED_EXIT = 125
+KILL_GRACE_S = 5.0  # how long the boot gets to empty the namespace before the group is SIGKILLed
 _SETUP_MARK = "prefdelta sandbox: set-up failed"
 _uid_counter = itertools.count()
 
@@ -194,6 +195,10 @@ def run_python(source: str, limits: Limits | None = None, mode: Mode | None = No
                 close_fds=True,
             )
             finished = _wait_unreaped(proc.pid, limits.wall_s)
+            if not finished:  # the boot kills the program and waits until its namespace is empty
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+                _wait_unreaped(proc.pid, KILL_GRACE_S)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             returncode = proc.wait()

@@ -24,6 +24,7 @@ import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
@@ -177,6 +178,10 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:
         _child(cfg)
+    # SIGTERM from the grader (wall-clock timeout): kill the program, then keep waiting.
+    # When PID 1 of a namespace exits, the kernel kills and reaps every process left in
+    # it before PID 1's exit completes, so once waitpid returns the namespace is empty.
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
     _, status = os.waitpid(pid, 0)
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 

@@ -9,11 +9,17 @@ import pandas as pd
 from prefdelta import zoo as zoo_mod
 from prefdelta.config import StudyConfig
 from prefdelta.evaluate import arith as eval_arith
+from prefdelta.evaluate import runner
+from prefdelta.evaluate.models import ModelSpec, make_backend
+from prefdelta.evaluate.suites import load_suite
 from prefdelta.generate import hf as gen_hf
 from prefdelta.hashing import stable_hash
-from prefdelta.progress import bar
+from prefdelta.progress import bar, info
 from prefdelta.study.stages.base import StageResult, problems_of, run_stage
 from prefdelta.workspace import Workspace, code_version
+
+# Shard prefixes of the suite runner and the lm-eval bridge (their ids include the suite).
+FOREIGN = (runner.SHARD_PREFIX, "lmeval-")
 
 
 def stage_eval(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageResult:
@@ -28,6 +34,7 @@ def stage_eval(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRes
             runs = ws.read_table("runs")
             models += [(r["run_id"], r["checkpoint"], r["run_id"]) for _, r in runs.iterrows()]
         suites = {s.name: (s.domain, problems_of(problems, s.name)) for s in ec.suites}
+        benchmark_suites = [load_suite(name) for name in ec.benchmark_suites]
         keep = []
         for model_id, path, key in models:
             shard = f"{model_id}-{stable_hash(key, ec.model_dump())}"
@@ -60,9 +67,27 @@ def stage_eval(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRes
                     ]
             ws.write_shard("eval_samples", shard, pd.DataFrame(samples))
             ws.write_shard("evals", shard, pd.DataFrame(rows))
-        ws.prune_shards("evals", keep)
-        ws.prune_shards("eval_samples", keep)
+        for model_id, path, key in models:
+            for suite in benchmark_suites:
+                spec = ModelSpec(str(path), model_id=model_id)
+                runner.evaluate_suite(
+                    ws,
+                    suite,
+                    lambda spec=spec: make_backend(spec, ec.batch_size),
+                    model_id,
+                    key,
+                    ec.data_dir,
+                    ec.limit,
+                    workers=ec.sandbox_workers,
+                    log=info,
+                )
+        # Shards written outside the stage (`prefdelta eval run`, `eval lm-eval`) are kept.
+        foreign = [s for s in ws.shards("evals") + ws.shards("eval_samples") if s.startswith(FOREIGN)]
+        ws.prune_shards("evals", keep + foreign)
+        ws.prune_shards("eval_samples", keep + foreign)
         return ["evals", "eval_samples"], [], f"({len(models)} models)"
 
     inputs = ["problems", "zoo"] + (["runs"] if ws.has_table("runs") else [])
-    return run_stage(ws, "eval", inputs, ec.model_dump(), code_version(eval_arith, gen_hf), body, force)
+    return run_stage(
+        ws, "eval", inputs, ec.model_dump(), code_version(eval_arith, gen_hf, runner), body, force
+    )
