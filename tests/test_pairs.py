@@ -176,6 +176,11 @@ def test_within_generator_best_vs_worst(world):
     group = t[(t["problem_id"] == first["problem_id"]) & (t["generator_id"] == first["chosen_generator"])]
     assert agg[first["chosen_trace_id"]] == group["agg"].max()
     assert agg[first["rejected_trace_id"]] == group["agg"].min()
+    only = pairs.within_generator_pairs(traces, scores, gens, generator_ids=["g1"], per_problem=2)
+    assert set(only["chosen_generator"]) == {"g1"}
+    assert only["chosen_trace_id"].str.startswith("g1-").all()
+    assert only["rejected_trace_id"].str.startswith("g1-").all()
+    assert only.groupby("problem_id").size().max() == 1  # 3 samples: one disjoint best/worst pair
 
 
 def test_correctness_pairs_correct_vs_incorrect(world):

@@ -71,9 +71,14 @@ def _check_columns(df: pd.DataFrame, table: str, cols: Sequence[str]) -> None:
 
 
 def _prepared(
-    traces: pd.DataFrame, scores: pd.DataFrame, generators: pd.DataFrame, weights: Mapping[str, float]
+    traces: pd.DataFrame,
+    scores: pd.DataFrame,
+    generators: pd.DataFrame,
+    weights: Mapping[str, float],
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Traces sorted by (problem, generator, trace id) with hashes, correctness and judge aggregate."""
+    """Traces sorted by (problem, generator, trace id) with row numbers, hashes, correctness
+    and judge aggregate; ``id_hash`` is the seeded hash of the trace id (matching order)."""
     _check_columns(traces, "traces", ("trace_id", "problem_id", "generator_id", "text"))
     _check_columns(generators, "generators", ("generator_id",))
     if traces.empty:
@@ -81,10 +86,10 @@ def _prepared(
     dup = traces["trace_id"].duplicated()
     if dup.any():
         raise UserError(f"traces table: trace_id {traces['trace_id'][dup].iloc[0]!r} appears twice")
-    unjudged = ~traces["trace_id"].isin(scores.index)
+    unjudged = pd.Index(scores.index).get_indexer(traces["trace_id"]) < 0
     if unjudged.any():
         raise UserError(
-            f"trace {traces['trace_id'][unjudged].iloc[0]!r} has no judgment "
+            f"trace {traces['trace_id'].to_numpy()[unjudged][0]!r} has no judgment "
             f"({int(unjudged.sum())} of {len(traces)} traces); run the judge stage on these traces first"
         )
     unknown = sorted(set(traces["generator_id"]) - set(generators["generator_id"]))
@@ -97,7 +102,11 @@ def _prepared(
     t["correct"] = s["correct"].fillna(False).to_numpy(dtype=bool)
     t["judge_aggregate"] = trace_aggregate(s, weights)
     t["text_hash"] = pd.util.hash_array(t["text"].astype(str).to_numpy(dtype=object))
+    t["id_hash"] = pd.util.hash_array(
+        t["trace_id"].to_numpy(dtype=object), hash_key=stable_hash("pairs-seed", seed)[:16]
+    )
     t["pcode"] = pd.factorize(t["problem_id"], sort=True)[0]
+    t["row"] = np.arange(len(t))
     return t
 
 
@@ -138,42 +147,42 @@ def shared_accuracy(traces: pd.DataFrame, correct: pd.Series | np.ndarray) -> pd
     return pd.DataFrame(acc, index=per.columns, columns=per.columns)
 
 
-def _pair_key(chosen_ids: pd.Series, rejected_ids: pd.Series, seed: int) -> np.ndarray:
-    """A seeded 64-bit hash of (chosen id, rejected id): the random order of candidates."""
-    hkey = stable_hash("pairs-seed", seed)[:16]
-    hc = pd.util.hash_array(chosen_ids.to_numpy(dtype=object), hash_key=hkey)
-    hr = pd.util.hash_array(rejected_ids.to_numpy(dtype=object), hash_key=hkey)
-    return (hc * _GOLDEN) ^ hr
-
-
 def _candidates(left: pd.DataFrame, right: pd.DataFrame, quadrants: Sequence[str]) -> pd.DataFrame:
-    """Every (left trace, right trace) on the same problem with distinct texts, in the quadrants."""
-    cols = ["pcode", "problem_id", "trace_id", "generator_id", "text_hash", "correct"]
-    cand = left[cols].merge(right[cols].drop(columns="problem_id"), on="pcode", suffixes=("_c", "_r"))
+    """Every (left row, right row) on the same problem with distinct texts, in the quadrants.
+
+    Only numeric columns travel through the merge; strings are looked up at the end.
+    """
+    cols = ["pcode", "row", "text_hash", "correct"]
+    cand = left[cols].merge(right[cols], on="pcode", suffixes=("_c", "_r"))
     keep = cand["text_hash_c"].to_numpy() != cand["text_hash_r"].to_numpy()
     if set(quadrants) != set(QUADRANTS):
-        keep &= _quadrant(cand["correct_c"], cand["correct_r"]).isin(list(quadrants)).to_numpy()
+        keep &= in_quadrants(cand["correct_c"], cand["correct_r"], quadrants)
     return cand[keep]
 
 
-def _take(cand: pd.DataFrame, group: list[str], per_problem: int, seed: int) -> pd.DataFrame:
-    """The first ``per_problem`` candidates of each group in seeded hash order."""
+def _take(cand: pd.DataFrame, t: pd.DataFrame, group: list[str], per_problem: int) -> pd.DataFrame:
+    """The first ``per_problem`` candidates of each group, ordered by the seeded hash of
+    (chosen trace id, rejected trace id)."""
     if cand.empty:
         return cand
-    cand = cand.assign(_key=_pair_key(cand["trace_id_c"], cand["trace_id_r"], seed))
-    cand = cand.sort_values([*group, "_key"], kind="stable")
+    h = t["id_hash"].to_numpy()
+    key = (h[cand["row_c"].to_numpy()] * _GOLDEN) ^ h[cand["row_r"].to_numpy()]
+    cand = cand.assign(_key=key).sort_values([*group, "_key"], kind="stable")
     return cand[cand.groupby(group, sort=False).cumcount() < per_problem]
 
 
-def _as_pairs(picked: pd.DataFrame, strategy: str) -> pd.DataFrame:
+def _as_pairs(picked: pd.DataFrame, t: pd.DataFrame, strategy: str) -> pd.DataFrame:
+    rc, rr = picked["row_c"].to_numpy(), picked["row_r"].to_numpy()
+    tid = t["trace_id"].to_numpy(dtype=object)
+    gid = t["generator_id"].to_numpy(dtype=object)
     return pd.DataFrame(
         {
-            "problem_id": picked["problem_id"].to_numpy(),
+            "problem_id": t["problem_id"].to_numpy(dtype=object)[rc],
             "strategy": strategy,
-            "chosen_trace_id": picked["trace_id_c"].to_numpy(),
-            "rejected_trace_id": picked["trace_id_r"].to_numpy(),
-            "chosen_generator": picked["generator_id_c"].to_numpy(),
-            "rejected_generator": picked["generator_id_r"].to_numpy(),
+            "chosen_trace_id": tid[rc],
+            "rejected_trace_id": tid[rr],
+            "chosen_generator": gid[rc],
+            "rejected_generator": gid[rr],
         }
     )
 
@@ -213,7 +222,7 @@ def cross_generator_pairs(
     paired.
     """
     weights = dict(weights or dict.fromkeys(dimensions, 1.0))
-    t = _prepared(traces, scores, generators, weights)
+    t = _prepared(traces, scores, generators, weights, seed)
     ids = sorted(t["generator_id"].unique())
     _check_ids(chosen, ids, "chosen")
     _check_ids(rejected, ids, "rejected")
@@ -236,7 +245,7 @@ def cross_generator_pairs(
         )
     by_gen = {g: df for g, df in t.groupby("generator_id", sort=True)}
     parts = [
-        _take(_candidates(by_gen[a], by_gen[b], quadrants), ["pcode"], per_problem, seed) for a, b in combos
+        _take(_candidates(by_gen[a], by_gen[b], quadrants), t, ["pcode"], per_problem) for a, b in combos
     ]
     picked = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     if picked.empty:
@@ -245,7 +254,7 @@ def cross_generator_pairs(
             f"in quadrants {', '.join(quadrants)}"
         )
     return add_deltas(
-        _as_pairs(picked, "cross_generator"),
+        _as_pairs(picked, t, "cross_generator"),
         scores,
         generators,
         weights=weights,
@@ -272,7 +281,7 @@ def within_generator_pairs(
     strictly higher and the texts differ. Traces without scores are never ranked.
     """
     weights = dict(weights or dict.fromkeys(dimensions, 1.0))
-    t = _prepared(traces, scores, generators, weights)
+    t = full = _prepared(traces, scores, generators, weights)
     _check_ids(generator_ids, sorted(t["generator_id"].unique()), "chosen")
     if generator_ids:
         t = t[t["generator_id"].isin(list(generator_ids))]
@@ -285,13 +294,12 @@ def within_generator_pairs(
     size = t.groupby(group)["trace_id"].transform("size")
     limit = np.minimum(per_problem, size // 2)
     best = best[best["_i"].to_numpy() < limit.reindex(best.index).to_numpy()]
-    cols = [*group, "_i", "problem_id", "trace_id", "text_hash", "correct", "judge_aggregate"]
-    cand = best[cols].merge(worst[cols].drop(columns="problem_id"), on=[*group, "_i"], suffixes=("_c", "_r"))
-    cand["generator_id_c"] = cand["generator_id_r"] = cand["generator_id"]
+    cols = [*group, "_i", "row", "text_hash", "correct", "judge_aggregate"]
+    cand = best[cols].merge(worst[cols], on=[*group, "_i"], suffixes=("_c", "_r"))
     keep = (cand["judge_aggregate_c"].to_numpy() > cand["judge_aggregate_r"].to_numpy()) & (
         cand["text_hash_c"].to_numpy() != cand["text_hash_r"].to_numpy()
     )
-    keep &= _quadrant(cand["correct_c"], cand["correct_r"]).isin(list(quadrants)).to_numpy()
+    keep &= in_quadrants(cand["correct_c"], cand["correct_r"], quadrants)
     picked = cand[keep]
     if picked.empty:
         raise UserError(
@@ -300,7 +308,7 @@ def within_generator_pairs(
         )
     acc = shared_accuracy(t, t["correct"]) if len(t) else None
     return add_deltas(
-        _as_pairs(picked, "within_generator"),
+        _as_pairs(picked, full, "within_generator"),
         scores,
         generators,
         weights=weights,
@@ -327,7 +335,7 @@ def correctness_pairs(
     ``per_problem`` combinations per problem in seeded order. Identical texts are never paired.
     """
     weights = dict(weights or dict.fromkeys(dimensions, 1.0))
-    t = _prepared(traces, scores, generators, weights)
+    t = _prepared(traces, scores, generators, weights, seed)
     ids = sorted(t["generator_id"].unique())
     _check_ids(chosen, ids, "chosen")
     _check_ids(rejected, ids, "rejected")
@@ -337,11 +345,11 @@ def correctness_pairs(
         good = good[good["generator_id"].isin(list(chosen))]
     if rejected:
         bad = bad[bad["generator_id"].isin(list(rejected))]
-    picked = _take(_candidates(good, bad, QUADRANTS), ["pcode"], per_problem, seed)
+    picked = _take(_candidates(good, bad, QUADRANTS), t, ["pcode"], per_problem)
     if picked.empty:
         raise UserError("no correctness pairs: no problem has both a correct and an incorrect trace")
     return add_deltas(
-        _as_pairs(picked, "correctness"),
+        _as_pairs(picked, t, "correctness"),
         scores,
         generators,
         weights=weights,
@@ -393,6 +401,16 @@ def build_pairs(
 # ---- deltas ------------------------------------------------------------------------
 
 
+def in_quadrants(chosen_correct: object, rejected_correct: object, quadrants: Sequence[str]) -> np.ndarray:
+    """Boolean mask: the (chosen, rejected) correctness falls in one of ``quadrants``."""
+    c = np.asarray(chosen_correct, dtype=bool)
+    r = np.asarray(rejected_correct, dtype=bool)
+    mask = np.zeros(len(c), dtype=bool)
+    for q in quadrants:
+        mask |= (c == (q[0] == "C")) & (r == (q[1] == "C"))
+    return mask
+
+
 def _quadrant(chosen_correct: pd.Series, rejected_correct: pd.Series) -> pd.Series:
     c = np.where(np.asarray(chosen_correct, dtype=bool), "C", "W").astype(object)
     r = np.where(np.asarray(rejected_correct, dtype=bool), "C", "W").astype(object)
@@ -414,13 +432,13 @@ def add_deltas(
     ``capability`` column is used. A pair whose trace has no judgment is an error.
     """
     weights = dict(weights or dict.fromkeys(dimensions, 1.0))
+    known = pd.Index(scores.index.drop_duplicates())
     for side in ("chosen", "rejected"):
-        ids = pairs[f"{side}_trace_id"]
-        missing = ~ids.isin(scores.index)
+        ids = pairs[f"{side}_trace_id"].to_numpy(dtype=object)
+        missing = known.get_indexer(ids) < 0
         if missing.any():
             raise UserError(
-                f"pair {side} trace {ids[missing].iloc[0]!r} has no judgment; "
-                "every paired trace must be judged"
+                f"pair {side} trace {ids[missing][0]!r} has no judgment; every paired trace must be judged"
             )
     out = pairs.reset_index(drop=True)
     out.insert(
@@ -492,10 +510,10 @@ def filter_quadrants(pairs: pd.DataFrame, quadrants: Sequence[str]) -> pd.DataFr
 
 def check_references(pairs: pd.DataFrame, traces: pd.DataFrame, problems: pd.DataFrame | None = None) -> None:
     """Raise when a pair references a trace (or problem) that is not in its table."""
-    known = set(traces["trace_id"])
+    known = pd.Index(traces["trace_id"].drop_duplicates())
     for side in ("chosen", "rejected"):
         col = f"{side}_trace_id"
-        missing = ~pairs[col].isin(known)
+        missing = known.get_indexer(pairs[col].to_numpy(dtype=object)) < 0
         if missing.any():
             row = pairs[missing].iloc[0]
             raise UserError(
@@ -503,7 +521,8 @@ def check_references(pairs: pd.DataFrame, traces: pd.DataFrame, problems: pd.Dat
                 f"traces table ({int(missing.sum())} such pairs)"
             )
     if problems is not None:
-        missing = ~pairs["problem_id"].isin(set(problems["problem_id"]))
+        known_p = pd.Index(problems["problem_id"].drop_duplicates())
+        missing = known_p.get_indexer(pairs["problem_id"].to_numpy(dtype=object)) < 0
         if missing.any():
             row = pairs[missing].iloc[0]
             raise UserError(
