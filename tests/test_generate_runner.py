@@ -1,0 +1,127 @@
+"""Generation runs: provenance columns, resume exactly once after a kill, the arith stage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prefdelta.generate.base import Request, Result
+from prefdelta.generate.hf import HFBackend
+from prefdelta.generate.runner import ERRORS, TRACES, GeneratorRun, generate_traces, trace_id
+from prefdelta.generate.scripted_server import ScriptedServer
+from prefdelta.settings.generate import SamplingSpec
+from prefdelta.workspace import Workspace
+from prefdelta.worlds import arith
+
+
+def _arith_problems(n: int) -> pd.DataFrame:
+    rows = [
+        {
+            "problem_id": p.problem_id,
+            "source": "arith",
+            "split": "pairs",
+            "prompt": arith.prompt_text(p.text),
+            "problem_text": p.text,
+            "reference_answer": str(p.answer),
+            "reference_solution": arith.reference_trace(p),
+            "meta": json.dumps(p.to_meta()),
+        }
+        for p in arith.make_problems(arith.ArithSpec(), n, seed=5, prefix="pairs")
+    ]
+    return pd.DataFrame(rows)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _DiesAfter:
+    """Wraps a backend; raises after ``k`` results, like a process killed mid-run."""
+
+    def __init__(self, inner, k: int) -> None:
+        self.inner, self.k, self.name = inner, k, inner.name
+        self.requested: list[Request] = []
+
+    def generate(self, requests: Sequence[Request], on_result: Callable[[Result], None] | None = None):
+        self.requested.extend(requests)
+        count = 0
+
+        def cb(r: Result) -> None:
+            nonlocal count
+            if count >= self.k:
+                raise _Killed
+            count += 1
+            assert on_result is not None
+            on_result(r)
+
+        return self.inner.generate(requests, on_result=cb)
+
+
+def test_resume_after_kill_exactly_once(tiny_model_dir: Path, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    problems = _arith_problems(12)
+    sampling = SamplingSpec(samples=3, temperature=0.9, max_tokens=8, seed=1)
+    hf = HFBackend(tiny_model_dir, device="cpu", batch_size=5)
+    dying = _DiesAfter(hf, k=17)
+    with pytest.raises(_Killed):
+        generate_traces(ws, GeneratorRun("tiny", dying, "tiny", sampling), problems, flush_every=4)
+    partial = ws.read_table(TRACES)
+    assert 0 < len(partial) <= 17 and partial["trace_id"].is_unique
+    again = _DiesAfter(hf, k=10**6)
+    traces = generate_traces(ws, GeneratorRun("tiny", again, "tiny", sampling), problems, flush_every=4)
+    table = ws.read_table(TRACES)
+    assert len(table) == len(traces) == 36 and table["trace_id"].is_unique
+    expected = {trace_id("tiny", p, s, 1) for p in problems["problem_id"] for s in range(3)}
+    assert set(table["trace_id"]) == expected
+    # only the missing items were asked for the second time
+    assert sum(r.sampling.n for r in again.requested) == 36 - len(partial)
+    # provenance
+    row = table.iloc[0]
+    assert row["model"] == "tiny" and row["backend"] == "hf" and row["template"] == "arith"
+    assert row["prompt_style"] == "completion" and row["seed"] == 1
+    assert json.loads(row["sampling"]) == {
+        "max_tokens": 8,
+        "samples": 3,
+        "stop": [],
+        "temperature": 0.9,
+        "top_p": 1.0,
+    }
+    assert (table["n_tokens"] > 0).all() and (table["prompt_tokens"] > 0).all()
+    # nothing left to do: a third run asks for nothing
+    idle = _DiesAfter(hf, k=0)
+    generate_traces(ws, GeneratorRun("tiny", idle, "tiny", sampling), problems)
+    assert idle.requested == []
+    # a changed config replaces this generator's shards
+    generate_traces(ws, GeneratorRun("tiny", hf, "tiny", SamplingSpec(samples=1, max_tokens=4)), problems)
+    assert len(ws.read_table(TRACES)) == 12
+
+
+def test_errors_are_rows_and_retried_on_rerun(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    problems = _arith_problems(10)
+    bad = set(problems["prompt"][:3])
+    state = {"healthy": False}
+
+    def script(body: dict, attempt: int) -> str:
+        return "500" if body.get("prompt") in bad and not state["healthy"] else "ok"
+
+    from prefdelta.generate.openai import OpenAIBackend
+
+    sampling = SamplingSpec(samples=2, temperature=0.5, max_tokens=8)
+    with ScriptedServer(script, honour_n=False) as server:
+        backend = OpenAIBackend(server.url, "m", max_retries=1, backoff_base_s=0.001)
+        run = GeneratorRun("served", backend, "m", sampling, template="raw")
+        traces = generate_traces(ws, run, problems)
+        assert len(traces) == 14
+        errors = ws.read_table(ERRORS)
+        assert len(errors) == 6 and errors["error"].str.contains("HTTP 500").all()
+        assert set(errors["trace_id"]).isdisjoint(traces["trace_id"])
+        state["healthy"] = True
+        traces = generate_traces(ws, run, problems)
+    assert len(traces) == 20 and traces["trace_id"].is_unique
+    assert not ws.has_table(ERRORS) or len(ws.read_table(ERRORS)) == 0
+    assert set(traces["sample"]) == {0, 1}

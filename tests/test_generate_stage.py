@@ -1,0 +1,86 @@
+"""The arith generate stage: traces with provenance, generators with capability, external generators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from prefdelta.config import load_config
+from prefdelta.generate.scripted_server import ScriptedServer
+from prefdelta.study.stages.generate import stage_generate
+from prefdelta.study.stages.problems import stage_problems
+from prefdelta.workspace import Workspace
+
+
+def _config(tmp_path: Path, extra_generators: list[dict] | None = None):
+    data = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "src/prefdelta/data/configs/demo.yaml").read_text()
+    )
+    data["world"]["train"]["n"] = 10
+    data["world"]["pairs"]["n"] = 8
+    for suite in data["eval"]["suites"]:
+        suite["problems"]["n"] = 2
+    data["generate"] = {"samples": 2, "temperature": 0.8, "max_new_tokens": 12, "batch_size": 8}
+    if extra_generators:
+        data["generate"]["generators"] = extra_generators
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path)
+
+
+def test_stage_writes_traces_and_generators(
+    tmp_path: Path, tiny_model_dir: Path, trained_model_dir: Path
+) -> None:
+    ws = Workspace(tmp_path / "ws")
+    with ScriptedServer() as server:
+        external = [
+            {
+                "id": "served",
+                "family": "scripted",
+                "params": 1e9,
+                "backend": "openai",
+                "model": "scripted",
+                "prompt_style": "completion",
+                "openai": {"base_urls": [server.url], "max_in_flight": 4},
+                "sampling": {"samples": 1},
+            }
+        ]
+        cfg = _config(tmp_path, external)
+        stage_problems(ws, cfg)
+        ws.write_table(
+            "zoo",
+            pd.DataFrame(
+                [
+                    {
+                        "generator_id": "random",
+                        "family": "llama",
+                        "params": 1000,
+                        "path": str(tiny_model_dir),
+                    },
+                    {
+                        "generator_id": "trained",
+                        "family": "llama",
+                        "params": 1000,
+                        "path": str(trained_model_dir),
+                    },
+                ]
+            ),
+        )
+        first = stage_generate(ws, cfg)
+        second = stage_generate(ws, cfg)
+    assert not first.skipped and second.skipped
+    traces = ws.read_table("traces")
+    counts = traces.groupby("generator_id").size().to_dict()
+    assert counts == {"random": 16, "trained": 16, "served": 8}
+    assert traces["trace_id"].is_unique
+    assert set(traces.loc[traces["generator_id"] == "served", "backend"]) == {"openai"}
+    assert set(traces.loc[traces["generator_id"] == "trained", "backend"]) == {"hf"}
+    for col in ("model", "sampling", "seed", "finish_reason", "prompt_tokens", "n_tokens", "template"):
+        assert traces[col].notna().all()
+    gens = ws.read_table("generators").set_index("generator_id")
+    assert list(gens.index) == ["random", "trained", "served"]
+    assert gens.loc["served", "backend"] == "openai" and gens.loc["served", "params"] == 1e9
+    assert gens["capability"].between(0, 1).all()
+    assert gens.loc["served", "capability"] == 0.0  # an echo never answers
