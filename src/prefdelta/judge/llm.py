@@ -63,7 +63,8 @@ class LLMJudgeOptions:
     ``repeats`` 1–10 (reference study: 5); ``temperature`` 0–1 (0.6; 0 makes repeats
     identical); ``max_tokens`` 256–2048 (room for the rationale); ``retries`` 0–3 extra
     attempts for unparseable replies; ``structured`` sends the JSON schema as
-    ``response_format``; ``chat`` uses chat messages (else one completion prompt).
+    ``response_format`` (chat only: the completions API has no such field);
+    ``chat`` uses chat messages (else one completion prompt ending in ``JSON:``).
     """
 
     repeats: int = 5
@@ -116,7 +117,8 @@ class LLMJudge:
     def _request(self, job: _Job, attempt: int) -> tuple[Request, str]:
         o = self.options
         sampling = self._sampling(job.repeat, attempt)
-        fmt = self.rubric.response_format(job.pairwise) if o.structured else None
+        # /v1/completions has no response_format (transformers serve rejects it with HTTP 422)
+        fmt = self.rubric.response_format(job.pairwise) if o.structured and o.chat else None
         if o.chat:
             messages = (
                 {"role": "system", "content": self.rubric.system},

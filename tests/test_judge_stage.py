@@ -1,0 +1,104 @@
+"""The judge stage: oracle (arith), calc (GSM8K) and llm kinds write the same judgments table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prefdelta.config import load_config, parse_config
+from prefdelta.errors import UserError
+from prefdelta.judge.dimensions import DIMENSIONS
+from prefdelta.settings.judge import JudgeConfig, LLMJudgeSettings
+from prefdelta.study.stages.judge import judge_llm, stage_judge
+from prefdelta.workspace import Workspace
+from prefdelta.worlds import arith
+
+
+def gsm8k_workspace(root: Path, data_dir: Path, n_problems: int = 5) -> Workspace:
+    from prefdelta.sources.gsm8k import load_model_solutions
+
+    problems, traces = load_model_solutions(data_dir)
+    problems = problems.head(n_problems)
+    traces = traces[traces["problem_id"].isin(problems["problem_id"])]
+    ws = Workspace(root)
+    ws.write_table("problems", problems)
+    ws.write_table("traces", traces.reset_index(drop=True))
+    return ws
+
+
+def test_oracle_path_unchanged(tmp_path: Path) -> None:
+    cfg = load_config()
+    ws = Workspace(tmp_path)
+    problems = arith.make_problems(arith.ArithSpec(), 5, seed=0, prefix="pairs")
+    ws.write_table(
+        "problems",
+        pd.DataFrame(
+            [
+                {
+                    "problem_id": p.problem_id,
+                    "source": "arith",
+                    "split": "pairs",
+                    "prompt": arith.prompt_text(p.text),
+                    "problem_text": p.text,
+                    "reference_answer": str(p.answer),
+                    "reference_solution": arith.reference_trace(p),
+                    "meta": json.dumps(p.to_meta()),
+                }
+                for p in problems
+            ]
+        ),
+    )
+    ws.write_table(
+        "traces",
+        pd.DataFrame({"trace_id": [f"t{i}" for i in range(5)], "problem_id": [p.problem_id for p in problems],
+                      "text": [arith.reference_trace(p) for p in problems]}),
+    )  # fmt: skip
+    assert cfg.judge.kind == "oracle"
+    stage_judge(ws, cfg)
+    df = ws.read_table("judgments")
+    assert set(df["judge_id"]) == {"arith-oracle"}
+    assert (df[list(DIMENSIONS)] == 5.0).all().all() and df["outcome"].all()
+
+
+def test_calc_kind_on_gsm8k(tmp_path: Path, shared_datasets: Path) -> None:
+    from prefdelta.pairs import trace_scores
+
+    ws = gsm8k_workspace(tmp_path, shared_datasets)
+    cfg = load_config().model_copy(update={"judge": JudgeConfig(kind="calc")})
+    stage_judge(ws, cfg)
+    df = ws.read_table("judgments")
+    assert len(df) == 20 and set(df["judge_id"]) == {"calc-checker"}
+    assert df[list(DIMENSIONS)].stack().between(1, 5).all()
+    traces = ws.read_table("traces").set_index("trace_id")
+    assert (df.set_index("trace_id")["outcome"] == traces.loc[df["trace_id"], "is_correct"]).all()
+    scores = trace_scores(df)
+    assert len(scores) == 20
+    assert stage_judge(ws, cfg).skipped
+
+
+def test_llm_kind_needs_settings() -> None:
+    data = {**load_config().model_dump(), "judge": {"kind": "llm"}}
+    with pytest.raises(UserError, match="field 'judge'.*needs a judge.llm section"):
+        parse_config(data, "study.yaml")
+    data["judge"] = {"kind": "llm", "llm": {"model": "m"}}
+    with pytest.raises(UserError, match="base_url is required"):
+        parse_config(data, "study.yaml")
+
+
+def test_judge_llm_with_in_process_backend(tmp_path: Path, shared_datasets: Path) -> None:
+    from test_judge_llm import ScriptedBackend
+
+    ws = gsm8k_workspace(tmp_path, shared_datasets, n_problems=2)
+    reply = json.dumps(dict.fromkeys(DIMENSIONS, 4) | {"rationale": "fine"})
+    backend = ScriptedBackend(lambda req: reply)
+    settings = LLMJudgeSettings(model="fake", base_url="http://unused/v1", repeats=2)
+    df = judge_llm(
+        ws.read_table("problems"), ws.read_table("traces"), settings, "gsm8k", tmp_path / "c.sqlite", backend
+    )
+    assert len(df) == 16 and (df[list(DIMENSIONS)] == 4.0).all().all()
+    traces = ws.read_table("traces").set_index("trace_id")
+    assert (df.set_index("trace_id")["outcome"] == traces.loc[df["trace_id"], "is_correct"]).all()
+    assert "Reference answer" in backend.requests[0].messages[-1]["content"]
