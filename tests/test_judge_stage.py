@@ -81,7 +81,7 @@ def test_calc_kind_on_gsm8k(tmp_path: Path, shared_datasets: Path) -> None:
 
 def test_llm_kind_needs_settings() -> None:
     data = {**load_config().model_dump(), "judge": {"kind": "llm"}}
-    with pytest.raises(UserError, match="field 'judge'.*needs a judge.llm section"):
+    with pytest.raises(UserError, match=r"field 'judge'.*needs a judge.llm section"):
         parse_config(data, "study.yaml")
     data["judge"] = {"kind": "llm", "llm": {"model": "m"}}
     with pytest.raises(UserError, match="base_url is required"):
