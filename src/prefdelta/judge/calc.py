@@ -47,18 +47,14 @@ from prefdelta.judge.outcome import extract_gsm8k, grade_gsm8k
 UNIT_CONSTANTS: frozenset[Fraction] = frozenset(
     Fraction(x) for x in (1, 2, 4, 7, 10, 12, 24, 30, 52, 60, 100, 365, 1000, 3600)
 )
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty"
+)
+_TENS = {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 NUMBER_WORDS: dict[str, tuple[Fraction, ...]] = {
-    **{
-        w: (Fraction(i),)
-        for i, w in enumerate(
-            ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
-        )
-    },
-    **{
-        w: (Fraction(10 * i),)
-        for i, w in enumerate(["_", "_", "_", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"])
-        if i >= 3
-    },
+    **{w: (Fraction(i),) for i, w in enumerate(_UNITS.split())},
+    **{w: (Fraction(v),) for w, v in _TENS.items()},
     "hundred": (Fraction(100),),
     "thousand": (Fraction(1000),),
     "half": (Fraction(1, 2), Fraction(2)),
