@@ -75,7 +75,19 @@ def pair_stats(pairs: pd.DataFrame, keys: Sequence[str] = DELTA_KEYS) -> PairSta
         "flagged": int(pairs["flagged"].sum()) if "flagged" in pairs.columns else 0,
         "max_pairs_per_problem": int(pairs.groupby("problem_id").size().max()),
     }
-    quad = pairs["quadrant"].value_counts().reindex(list(QUADRANTS), fill_value=0)
+    missing = [
+        c for c in ("pair_id", "problem_id", "chosen_generator", "rejected_generator") if c not in pairs
+    ]
+    if missing:
+        raise UserError(f"the pairs table lacks column '{missing[0]}'; rebuild it with `prefdelta pairs`")
+    if "quadrant" in pairs.columns:
+        quadrant = pairs["quadrant"]
+    else:
+        quadrant = pd.Series(
+            np.where(pairs["chosen_correct"], "C", "W").astype(object)
+            + np.where(pairs["rejected_correct"], "C", "W").astype(object)
+        )
+    quad = quadrant.value_counts().reindex(list(QUADRANTS), fill_value=0)
     quadrants = pd.DataFrame({"pairs": quad, "share": quad / len(pairs)})
     quadrants.index.name = "quadrant"
     rows = {}
