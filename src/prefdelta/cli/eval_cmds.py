@@ -134,6 +134,9 @@ def register(app: typer.Typer) -> None:
         max_gen_toks: Annotated[
             int | None, typer.Option("--max-gen-toks", help="override the tasks' budget")
         ] = None,
+        builtin_tasks: Annotated[
+            bool, typer.Option("--builtin-tasks", help="also allow lm-eval's own tasks (most need a hub)")
+        ] = False,
         threads: ThreadsOpt = 2,
         workspace: WorkspaceOpt = None,
     ) -> None:
@@ -150,7 +153,9 @@ def register(app: typer.Typer) -> None:
         if not names:
             raise UserError("--tasks: give at least one task (e.g. gsm8k,humaneval)")
         gen = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
-        results = lmeval.run(spec, names, data_dir or "", limit, batch_size, device, gen)
+        results = lmeval.run(
+            spec, names, data_dir or "", limit, batch_size, device, gen, builtin_tasks=builtin_tasks
+        )
         rows = lmeval.write(Workspace(workspace), results, spec.id, checkpoint_hash(spec))
         _show(rows, ["suite", "benchmark", "metric", "value", "ci_low", "ci_high", "n"])
 

@@ -7,8 +7,8 @@ prefdelta's graders, and HumanEval runs in prefdelta's sandbox instead of lm-eva
 hub-loaded ``code_eval``. The data directory is filled into the YAMLs at run time
 (``@DATA_DIR@``), in a folder given to lm-eval's ``TaskManager(include_path=...)``.
 
-Short names map to the shipped tasks (``gsm8k`` → ``prefdelta_gsm8k``); any other name
-is passed to lm-eval as is, with its built-in tasks enabled (those may need a hub).
+Short names map to the shipped tasks (``gsm8k`` → ``prefdelta_gsm8k``); lm-eval's own
+tasks are available with ``builtin_tasks=True`` (most of them load data from a hub).
 Results land in the ``evals`` table (suite ``lm-eval``; CI = value ± 1.96 × lm-eval's
 bootstrap standard error, clipped to [0, 1]) and every sample in ``eval_samples``.
 """
@@ -73,21 +73,26 @@ def run(
     device: str = "cpu",
     gen_kwargs: dict[str, Any] | None = None,
     confirm_run_unsafe_code: bool = True,
+    builtin_tasks: bool = False,
 ) -> dict[str, Any]:
-    """``lm_eval.simple_evaluate`` on ``tasks`` (short or lm-eval names); the raw results dict."""
+    """``lm_eval.simple_evaluate`` on ``tasks``; the raw results dict.
+
+    ``builtin_tasks`` also indexes lm-eval's own tasks (slow to index, and most load
+    their data from a hub); off, only the shipped local-file tasks are known.
+    """
     try:
         import lm_eval
         from lm_eval.tasks import TaskManager
     except ImportError:
         raise MissingDependency("lm-eval", "lmeval", "the lm-eval bridge") from None
     names = [task_name(t) for t in tasks]
-    only_shipped = all(t in SHIPPED for t in tasks)
     with tempfile.TemporaryDirectory(prefix="prefdelta-lmeval-") as tmp:
         include = render_tasks(data_dir, Path(tmp) / "tasks")
-        manager = TaskManager(include_path=str(include), include_defaults=not only_shipped)
+        manager = TaskManager(include_path=str(include), include_defaults=builtin_tasks)
         unknown = [n for n in names if n not in manager.all_tasks]
         if unknown:
-            raise UserError(f"unknown lm-eval task {unknown[0]!r}; shipped: {', '.join(SHIPPED)}")
+            hint = "" if builtin_tasks else " (lm-eval's own tasks: --builtin-tasks; most need a hub)"
+            raise UserError(f"unknown lm-eval task {unknown[0]!r}; shipped: {', '.join(SHIPPED)}{hint}")
         results = lm_eval.simple_evaluate(
             model=spec.backend,
             model_args=model_args(spec, device),
