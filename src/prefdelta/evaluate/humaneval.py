@@ -8,13 +8,17 @@ an exception, a timeout, a killed process — is a failure.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from prefdelta.errors import UserError
 from prefdelta.evaluate.sandbox import Limits, Mode, RunResult, run_many
-from prefdelta.sources.base import data_file, read_jsonl
+from prefdelta.sources.registry import load_source
 
 # HumanEval's own stop sequences: the body ends where top-level code starts again.
 STOP = ("\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint(", "\nassert ")
@@ -32,19 +36,26 @@ class Task:
     test: str
 
 
-def read_tasks(data_dir: str | Path) -> list[Task]:
-    """The 164 tasks of ``<data_dir>/humaneval/HumanEval.jsonl.gz``, in file order."""
-    path = data_file(Path(data_dir), "humaneval/HumanEval.jsonl.gz")
-    return [
-        Task(
-            r.get("task_id", str),
-            r.get("prompt", str),
-            r.get("entry_point", str),
-            r.get("canonical_solution", str),
-            r.get("test", str),
-        )
-        for r in read_jsonl(path)
-    ]
+def task_of(row: pd.Series) -> Task:
+    """A :class:`Task` from a ``problems`` row of the humaneval source."""
+    meta = json.loads(row["meta"]) if isinstance(row["meta"], str) else dict(row["meta"])
+    for key in ("entry_point", "test"):
+        if not meta.get(key):
+            raise UserError(
+                f"problem {row['problem_id']}: meta has no {key!r} (not a HumanEval-style problem)"
+            )
+    return Task(
+        meta.get("task_id", row["problem_id"]),
+        row["prompt"],
+        meta["entry_point"],
+        row["reference_solution"],
+        meta["test"],
+    )
+
+
+def read_tasks(data_dir: str | Path | None) -> list[Task]:
+    """The 164 tasks, in file order, through the humaneval problem source."""
+    return [task_of(row) for _, row in load_source("humaneval", "test", data_dir).iterrows()]
 
 
 def extract_code(prompt: str, completion: str, entry_point: str) -> str:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from prefdelta.evaluate import humaneval
 from prefdelta.evaluate.passk import pass_at_k
-from prefdelta.evaluate.problems import load_problems, meta_of
+from prefdelta.evaluate.problems import load_problems
 from prefdelta.evaluate.sandbox import Limits
 from prefdelta.evaluate.stats import bootstrap_ci, stratified_bootstrap_ci
 from prefdelta.evaluate.suites import BenchmarkSpec, SuiteSpec
@@ -57,15 +57,8 @@ def grade_results(
     results = sorted(results, key=lambda r: (r.request_id, r.index))
     texts = [r.text for r in results]
     if bench.grader == "humaneval":
-        tasks = []
-        for r in results:
-            row = by_id.loc[r.request_id]
-            meta = meta_of(row)
-            tasks.append(
-                humaneval.Task(
-                    r.request_id, row["prompt"], meta["entry_point"], row["reference_solution"], meta["test"]
-                )
-            )
+        by_task = {row["problem_id"]: humaneval.task_of(row) for _, row in problems.iterrows()}
+        tasks = [by_task[r.request_id] for r in results]
         runs = humaneval.grade(tasks, texts, sandbox, workers=workers)
         correct = [run.passed for run in runs]
         predicted = [run.status for run in runs]
