@@ -61,7 +61,12 @@ def test_extract_boxed_balances_braces() -> None:
         (r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"(3,\frac{\pi}{2})", True, "exact"),
         (r"\boxed{2\sqrt{2}}", r"\sqrt{8}", True, "symbolic"),
         (r"\boxed{x^2+2x+1}", r"(x+1)^2", True, "symbolic"),
-        (r"\boxed{\pi}", "3", False, "symbolic"),
+        (r"\boxed{\pi}", "3", False, "numeric"),
+        (r"\boxed{\pi}", r"\frac{22}{7}", False, "numeric"),
+        (r"\boxed{5}", "x+1", False, "shape"),
+        (r"\boxed{5}", "(1,5)", False, "shape"),
+        (r"\boxed{x=5}", "5", True, "symbolic"),
+        (r"\boxed{10080}", "10,080", True, "symbolic"),
     ],
 )
 def test_grade_boxed(pred: str, ref: str, correct: bool, method: str) -> None:
@@ -128,3 +133,66 @@ def test_reproduces_gsm8k_model_solution_labels(shared_datasets: Path) -> None:
             agree += grade_gsm8k(row[g]["solution"], ref["answer"]).correct == row[g]["is_correct"]
     assert total == 4000
     assert agree == total
+
+
+@pytest.mark.parametrize(
+    ("latex", "value"),
+    [
+        (r"3\sqrt{13}", 3 * 13**0.5),
+        (r"\frac43", 4 / 3),
+        (r"-\frac{\pi}{6}", -3.141592653589793 / 6),
+        (r"\sqrt[3]{8}", 2.0),
+        ("2^{10}", 1024.0),
+        ("6-5i", 6 - 5j),
+        ("1,2", None),
+        ("x+1", None),
+        (r"\sqrt{-1}", None),
+        (r"\sin(\pi/6)", None),
+    ],
+)
+def test_closed_form_value(latex: str, value: complex | None) -> None:
+    from prefdelta.judge.closed_form import closed_form_value
+
+    got = closed_form_value(latex)
+    assert (got is None) == (value is None)
+    if value is not None:
+        assert abs(got - value) < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("latex", "shape"),
+    [
+        ("5", "constant"),
+        (r"\text{(C)}", "word"),
+        ("(3,4]", "tuple"),
+        ("1,-2", "tuple"),
+        (r"\begin{pmatrix}1\\2\end{pmatrix}", "tuple"),
+        ("2k+2", "expression"),
+        ("10,080", None),  # a thousands separator, not a pair
+        (r"(1,2]\cup[2,3)", None),  # a union may simplify to one interval
+        ("x=5", None),  # math-verify compares the right-hand side
+        (r"\sin^2x+\cos^2x", None),  # functions may be constant
+        ("90^\\circ", None),
+        ("52_8", None),
+    ],
+)
+def test_answer_shape(latex: str, shape: str | None) -> None:
+    from prefdelta.judge.closed_form import answer_shape
+
+    assert answer_shape(latex) == shape
+
+
+@pytest.mark.parametrize(
+    ("pred", "ref"),
+    [
+        (r"\boxed{90}", r"90^\circ"),
+        (r"\boxed{\frac{\pi}{2}}", r"90^\circ"),
+        (r"\boxed{27}", r"90^\circ"),
+        (r"\boxed{(1,3)}", r"(1,2]\cup[2,3)"),
+        (r"\boxed{\text{(C)}}", "3"),
+        (r"\boxed{(1,2)}", r"\begin{pmatrix}1\\2\\3\end{pmatrix}"),
+        (r"\boxed{6-5i}", "6"),
+    ],
+)
+def test_fast_negatives_agree_with_math_verify(pred: str, ref: str) -> None:
+    assert grade_boxed(pred, ref).correct == grade_boxed(pred, ref, fast=False).correct

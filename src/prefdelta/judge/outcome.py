@@ -6,11 +6,17 @@ Three answer formats:
   ``Answer: N`` line (the format of GSM8K's released model solutions), or "the answer
   is N"; compared as exact fractions, so ``1,000`` = ``1000.0`` = ``$1000``.
 - ``boxed`` — the content of the last ``\\boxed{}`` (MATH, MATH-500, AIME, AMC, Minerva).
-  A fast path decides first: equal strings after LaTeX normalisation, or two plain
-  integers. Everything else goes to math-verify (Hugging Face, 2025), which parses both
-  sides into sympy and checks equivalence. The fast path only ever answers where
-  math-verify would give the same verdict (``bench/bench_grading.py`` checks this on
-  real data), and it is several times faster because sympy parsing dominates.
+  A fast path decides first: *correct* when the strings are equal after LaTeX
+  normalisation or two plain numbers are exactly equal; *incorrect* when two numbers
+  or closed-form constants (``3\\sqrt{13}``, ``\\frac{\\pi}{6}``, ``6-5i``; see
+  :mod:`prefdelta.judge.closed_form`) are clearly apart, when an angle in degrees is
+  neither the constant's degrees nor its radians, or when the two answers have
+  different shapes (a constant against a word, a tuple or a polynomial; tuples of
+  different lengths). Everything else goes to math-verify (Hugging Face, 2025), which
+  parses both sides into sympy and checks equivalence. The fast path only answers where
+  math-verify gives the same verdict — ``bench/bench_grading.py`` checks this item for
+  item on 5,000 real GSM8K and MATH-500 items — and is several times faster because
+  sympy parsing dominates the cost.
 - ``choice`` — a multiple-choice letter (``(B)``, ``Answer: B``, ``\\boxed{B}``); the
   reference may be a letter or a 0-based index.
 
@@ -22,6 +28,7 @@ method ``timeout`` rather than stalling the batch.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -31,6 +38,7 @@ from fractions import Fraction
 from typing import Literal
 
 from prefdelta.errors import MissingDependency, UserError
+from prefdelta.judge.closed_form import answer_shape, closed_form_value, degrees_value, tuple_length
 
 Kind = Literal["gsm8k", "boxed", "choice"]
 KINDS: tuple[str, ...] = ("gsm8k", "boxed", "choice")
@@ -41,7 +49,8 @@ class Verdict:
     """The grade of one prediction.
 
     ``method`` says how it was decided: ``exact`` (normalised strings equal),
-    ``numeric`` (numbers compared exactly), ``symbolic`` (math-verify), ``no_answer``
+    ``numeric`` (numbers compared exactly, or constants clearly apart), ``shape`` (a
+    constant against a tuple or a polynomial), ``symbolic`` (math-verify), ``no_answer``
     (nothing could be extracted from the prediction), ``timeout`` or ``error``.
     """
 
@@ -161,6 +170,7 @@ _LATEX_NOISE = (
     ("\\ ", ""),
     ("\\dfrac", "\\frac"),
     ("\\tfrac", "\\frac"),
+    ("\\$", ""),
     ("$", ""),
 )
 
@@ -217,12 +227,29 @@ def fast_boxed(prediction: str, reference: str) -> Verdict | None:
     if pred_n == ref_n and pred_n:
         return Verdict(True, boxed, "exact")
     a, b = simple_value(pred_n), simple_value(ref_n)
-    if a is None or b is None:
+    if a is not None and b is not None:
+        if a == b:
+            return Verdict(True, boxed, "numeric")
+        if abs(a - b) > _REL_GAP * max(1, abs(a), abs(b)):
+            return Verdict(False, boxed, "numeric")
         return None
-    if a == b:
-        return Verdict(True, boxed, "numeric")
-    if abs(a - b) > _REL_GAP * max(1, abs(a), abs(b)):
-        return Verdict(False, boxed, "numeric")
+    # two closed-form constants clearly apart cannot be equal; equal ones need sympy to say so
+    x, y = closed_form_value(pred_n), closed_form_value(ref_n)
+    if x is not None and y is not None:
+        if abs(x - y) > _REL_GAP * max(1.0, abs(x), abs(y)):
+            return Verdict(False, boxed, "numeric")
+        return None
+    # an angle in degrees is unequal to a constant that is neither its degrees nor its radians
+    for deg, other in ((degrees_value(pred_n), y), (degrees_value(ref_n), x)):
+        if deg is not None and other is not None:
+            far = all(abs(other - v) > _REL_GAP * max(1.0, abs(v)) for v in (deg, deg * math.pi / 180))
+            return Verdict(False, boxed, "numeric") if far else None
+    # answers of different shapes (constant, word, tuple, polynomial) are never equal
+    a_shape, b_shape = answer_shape(pred_n), answer_shape(ref_n)
+    if a_shape is not None and b_shape is not None and a_shape != b_shape:
+        return Verdict(False, boxed, "shape")
+    if a_shape == b_shape == "tuple" and tuple_length(pred_n) != tuple_length(ref_n):
+        return Verdict(False, boxed, "shape")
     return None
 
 
