@@ -196,3 +196,10 @@ def test_answer_shape(latex: str, shape: str | None) -> None:
 )
 def test_fast_negatives_agree_with_math_verify(pred: str, ref: str) -> None:
     assert grade_boxed(pred, ref).correct == grade_boxed(pred, ref, fast=False).correct
+
+
+def test_pathological_answer_times_out_per_item() -> None:
+    preds = [r"\boxed{9^{9^{9^{9}}}}", r"\boxed{2\sqrt{2}}"]
+    verdicts = grade_many("boxed", preds, ["1", r"\sqrt{8}"], workers=1, timeout_s=1)
+    assert verdicts[0].correct is False and verdicts[0].method == "timeout"
+    assert verdicts[1].correct is True

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -262,6 +263,7 @@ def grade_boxed(prediction: str, reference: str, timeout_s: int = 5, fast: bool 
     boxed = extract_boxed(prediction)
     # math-verify gives the last box priority anyway; parsing only it skips the long prose.
     target = f"\\boxed{{{boxed}}}" if boxed is not None else prediction
+    start = time.monotonic()
     try:
         ok = _math_verify(target, reference, timeout_s)
     except MissingDependency:
@@ -269,6 +271,9 @@ def grade_boxed(prediction: str, reference: str, timeout_s: int = 5, fast: bool 
     except Exception as err:  # math-verify raises TimeoutException (an Exception) on timeouts
         method = "timeout" if "timed out" in str(err).lower() or "Timeout" in type(err).__name__ else "error"
         return Verdict(False, boxed, method, f"{type(err).__name__}: {err}"[:200])
+    if not ok and time.monotonic() - start >= timeout_s:
+        # math-verify swallows its own timeouts and answers False; say why
+        return Verdict(False, boxed, "timeout", f"math-verify ran past {timeout_s}s")
     return Verdict(ok, boxed, "symbolic")
 
 
