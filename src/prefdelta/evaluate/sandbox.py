@@ -12,8 +12,10 @@ Every program runs through :mod:`prefdelta.evaluate.sandbox_boot` in a fresh ses
   ``RLIMIT_NOFILE`` 64, no core dumps;
 - a wall-clock timeout (``wall_s``), after which the whole process group is SIGKILLed —
   and the group is SIGKILLed after a normal exit too, so background children die;
-- an empty temporary working directory (deleted afterwards), stdin from ``/dev/null``,
-  stdout/stderr to files capped at ``max_output_bytes``;
+- an empty temporary working directory holding only ``prog.py`` (in the namespaced modes
+  it lives in the private, ``tmpfs_mb``-limited ``/tmp``, so nothing the program writes
+  reaches the host's disk; in basic mode it is a host folder deleted afterwards), stdin
+  from ``/dev/null``, stdout/stderr to files capped at ``max_output_bytes``;
 - an environment with nothing inherited (``PATH``, ``LANG``, ``HOME`` only) and
   ``python -I`` (ignores ``PYTHON*`` variables and the user site).
 
@@ -176,10 +178,6 @@ def run_python(source: str, limits: Limits | None = None, mode: Mode | None = No
         work = root / "work"
         work.mkdir(mode=0o700)
         (work / "prog.py").write_text(source)
-        if mode == "strict":
-            os.chmod(root, 0o711)
-            os.chown(work, uid, uid)
-            os.chown(work / "prog.py", uid, uid)
         out_path, err_path = root / "stdout", root / "stderr"
         cfg = _boot_config(mode, limits, uid)
         start = time.perf_counter()

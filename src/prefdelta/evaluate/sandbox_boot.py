@@ -80,6 +80,8 @@ def _under(path: str, folder: str) -> bool:
 
 def _isolate_filesystem(cfg: dict) -> None:
     """Private mounts: new /proc, fresh scratch tmpfs, home folders hidden (interpreter kept)."""
+    with open("prog.py", "rb") as f:  # from the host's temporary folder, before /tmp is covered
+        source = f.read()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # On failure /proc of the parent namespace stays; other uids' files there are unreadable.
     with contextlib.suppress(OSError):
@@ -90,7 +92,7 @@ def _isolate_filesystem(cfg: dict) -> None:
         keep = [k for k in cfg["keep"] if _under(k, folder) and os.path.isdir(k)]
         staged = []
         for j, k in enumerate(keep):
-            stage = f".keep{i}-{j}"  # relative: the cwd stays valid even once /tmp is covered
+            stage = f".keep{i}-{j}"  # in the host's temporary folder (the cwd); removed below
             os.mkdir(stage)
             _mount(k, stage, None, MS_BIND | MS_REC)
             staged.append((stage, k))
@@ -106,10 +108,14 @@ def _isolate_filesystem(cfg: dict) -> None:
     for folder in cfg["scratch"]:
         if os.path.isdir(folder):
             _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
-    # The working directory may now be covered by the new /tmp: bind it (via the cwd,
-    # which still points at it) to a fixed place inside the private tmpfs.
-    os.makedirs(WORKDIR, exist_ok=True)
-    _mount(".", WORKDIR, None, MS_BIND)
+    # The program's working directory lives in the private, size-limited /tmp: nothing
+    # it writes reaches the host's disk, and it vanishes with the namespace.
+    os.makedirs(WORKDIR, mode=0o700)
+    with open(os.path.join(WORKDIR, "prog.py"), "wb") as f:
+        f.write(source)
+    if cfg["mode"] == "strict":
+        os.chown(WORKDIR, cfg["uid"], cfg["gid"])
+        os.chown(os.path.join(WORKDIR, "prog.py"), cfg["uid"], cfg["gid"])
     os.chdir(WORKDIR)
     os.environ["HOME"] = WORKDIR
 
