@@ -47,7 +47,10 @@ class JsonJudgeServer:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 server.bodies.append(body)
                 user = body["messages"][-1]["content"]
-                text = json.dumps(scripted_scores(user) | {"rationale": "scripted"})
+                if body["response_format"]["json_schema"]["name"] == "pairwise_judgment":
+                    text = json.dumps(dict.fromkeys(DIMENSIONS, 1))  # always prefers the first shown
+                else:
+                    text = json.dumps(scripted_scores(user) | {"rationale": "scripted"})
                 payload = json.dumps(
                     {
                         "id": "x",
@@ -115,6 +118,46 @@ def test_scripted_json_server_scores_exact_and_cache_makes_rerun_free(
         second = ws.read_table("judgments")
         pd_equal = second.drop(columns=["raw"]).equals(first.drop(columns=["raw"]))
         assert pd_equal
+
+
+def test_pairwise_cli_and_position_bias_audit(tmp_path: Path, shared_datasets: Path) -> None:
+    import pandas as pd
+    import yaml
+
+    from prefdelta.cli import main
+    from test_judge_stage import gsm8k_workspace
+
+    ws = gsm8k_workspace(tmp_path / "ws", shared_datasets, n_problems=4)
+    traces = ws.read_table("traces")
+    by_gen = traces.set_index(["problem_id", "generator_id"])["trace_id"]
+    pids = sorted(set(traces["problem_id"]))
+    ws.write_table(
+        "pairs",
+        pd.DataFrame(
+            {
+                "pair_id": [f"p{i}" for i in range(len(pids))],
+                "problem_id": pids,
+                "chosen_trace_id": [by_gen[(p, "175b_verification")] for p in pids],
+                "rejected_trace_id": [by_gen[(p, "6b_finetuning")] for p in pids],
+            }
+        ),
+    )
+    with JsonJudgeServer() as server:
+        data = load_config().model_dump(mode="json")
+        data["judge"] = {"kind": "llm", "llm": {"model": "m", "base_url": server.url, "repeats": 1}}
+        cfg_path = tmp_path / "study.yaml"
+        cfg_path.write_text(yaml.safe_dump(data))
+        main(["judge", "pairwise", "-c", str(cfg_path), "-w", str(ws.root)])
+        assert len(server.bodies) == 2 * len(pids)
+        ws.write_table("judgments", ws.read_table("traces")[["trace_id"]].assign(
+            **dict.fromkeys(DIMENSIONS, 3.0), outcome=ws.read_table("traces")["is_correct"], error=None
+        ))  # fmt: skip
+        out = tmp_path / "audit"
+        main(["judge", "audit", "-w", str(ws.root), "--reference-kind", "correctness",
+              "--pairwise", "pairwise_judgments", "--out", str(out)])  # fmt: skip
+    pos = pd.read_csv(out / "position_bias.csv")
+    assert (pos["first_position_rate"] == 1.0).all() and (pos["order_swap_agreement"] == 0.0).all()
+    assert (pos["n_pairs"] == len(pids)).all()
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""Extra ``prefdelta judge`` subcommands: ``audit`` and ``gsm8k-check``."""
+"""Extra ``prefdelta judge`` subcommands: ``audit``, ``pairwise`` and ``gsm8k-check``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from prefdelta.cli.common import WorkspaceOpt
+from prefdelta.cli.common import ConfigOpt, WorkspaceOpt, context
 from prefdelta.errors import UserError
 
 
@@ -47,7 +47,7 @@ def _select_judge(df: pd.DataFrame, judge_id: str | None, what: str) -> pd.DataF
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``audit`` and ``gsm8k-check`` to the ``judge`` sub-app."""
+    """Add ``audit``, ``pairwise`` and ``gsm8k-check`` to the ``judge`` sub-app."""
 
     @app.command("audit")
     def audit_cmd(
@@ -154,19 +154,9 @@ def register(app: typer.Typer) -> None:
                 pos.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else pos.to_string()
             )
         (out_dir / "audit.md").write_text(text + "\n")
-        pngs = (
-            audit_mod.plot_audit(
-                result,
-                judged,
-                ref,
-                dims,
-                out_dir,
-                length_series,
-                reference_column if reference_kind == "scores" else None,
-            )
-            if reference_kind == "scores"
-            else []
-        )
+        pngs: list[Path] = []
+        if reference_kind == "scores":
+            pngs = audit_mod.plot_audit(result, judged, ref, dims, out_dir, length_series, reference_column)
 
         console = Console()
         shown = Table(title="judge audit")
@@ -178,6 +168,69 @@ def register(app: typer.Typer) -> None:
         if pos is not None:
             console.print(pos.to_string(index=False))
         console.print(f"wrote {out_dir / 'audit.csv'}, {out_dir / 'audit.md'} and {len(pngs)} plots")
+
+    @app.command("pairwise")
+    def pairwise_cmd(
+        config: ConfigOpt = None,
+        workspace: WorkspaceOpt = None,
+        limit: Annotated[int | None, typer.Option(help="judge only the first N pairs")] = None,
+        table: Annotated[str, typer.Option(help="output table in the workspace")] = "pairwise_judgments",
+    ) -> None:
+        """Judge each pair's two traces side by side, in both orders (for position-bias audits)."""
+        from prefdelta.judge.cache import ResponseCache
+        from prefdelta.judge.llm import LLMJudge, LLMJudgeOptions, PairItem
+        from prefdelta.judge.rubric import load_rubric
+        from prefdelta.study.stages.judge import make_backend
+
+        cfg, ws = context(config, workspace)
+        settings = cfg.judge.llm
+        if settings is None:
+            raise UserError("judge pairwise needs a judge.llm section in the config (model, base_url, ...)")
+        pairs = ws.read_table("pairs", required_by="judge pairwise")
+        if limit is not None:
+            pairs = pairs.head(limit)
+        texts = ws.read_table("traces", required_by="judge pairwise").set_index("trace_id")["text"]
+        problems = ws.read_table("problems", required_by="judge pairwise").set_index("problem_id")
+        text_col = "problem_text" if "problem_text" in problems.columns else "prompt"
+        items = [
+            PairItem(
+                pid,
+                str(problems.at[prob, text_col]),
+                str(texts[c]),
+                str(texts[r]),
+                str(problems.at[prob, "reference_answer"]),
+            )
+            for pid, prob, c, r in zip(
+                pairs["pair_id"],
+                pairs["problem_id"],
+                pairs["chosen_trace_id"],
+                pairs["rejected_trace_id"],
+                strict=True,
+            )
+        ]
+        options = LLMJudgeOptions(
+            repeats=settings.repeats,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            retries=settings.retries,
+            structured=settings.structured,
+            chat=settings.chat,
+            seed=settings.seed,
+        )
+        cache = ResponseCache(ws.root / cfg.judge.cache)
+        try:
+            judge = LLMJudge(
+                make_backend(settings),
+                load_rubric(settings.rubric),
+                settings.judge_id or f"llm:{settings.model}",
+                cache,
+                options,
+            )
+            df = judge.compare(items)
+        finally:
+            cache.close()
+        ws.write_table(table, df)
+        typer.echo(f"{len(df)} pairwise judgments ({judge.requests_sent} requests) -> table '{table}'")
 
     @app.command("gsm8k-check")
     def gsm8k_check(
