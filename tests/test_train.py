@@ -1,0 +1,135 @@
+"""The trainer: resumable after a kill, the shared reference cache, KTO, LoRA, metrics, files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from prefdelta.errors import UserError
+from prefdelta.train.launch import parse_hyper, read_pairs
+from prefdelta.train.logprobs import encode_pairs
+from prefdelta.train.trainer import TrainHyper, train_preference
+from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text, reference_trace
+
+HP = TrainHyper(
+    lr=1e-3, epochs=2, batch_size=4, beta=0.2, nll_weight=0.3, warmup_ratio=0.2, max_tokens_per_forward=300
+)
+
+
+@pytest.fixture(scope="module")
+def pairs(arith_tokenizer):
+    problems = make_problems(ArithSpec(max_steps=3), 10, seed=21)
+    prompts = [prompt_text(p.text) for p in problems]
+    chosen = [reference_trace(p) for p in problems]
+    rejected = [reference_trace(problems[(i + 3) % 10]) for i in range(10)]
+    return encode_pairs(arith_tokenizer, prompts, chosen, rejected)[0]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.integration
+def test_resume_after_kill_ends_with_the_same_weights_and_metrics(tmp_path, trained_model_dir, pairs):
+    hp = dataclasses.replace(HP, save_steps=2)
+    cache = tmp_path / "refcache"
+    train_preference(trained_model_dir, pairs, hp, tmp_path / "whole", ref_cache_root=cache)
+
+    def kill_at_3(step: int, total: int, metrics: dict[str, float]) -> None:
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_preference(
+            trained_model_dir, pairs, hp, tmp_path / "resumed", ref_cache_root=cache, on_step=kill_at_3
+        )
+    assert json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text()) == {"step": 2}
+    last = train_preference(trained_model_dir, pairs, hp, tmp_path / "resumed", ref_cache_root=cache)
+    assert last["ref_computed"] == 0  # every reference log-prob came from the shared cache
+
+    whole, resumed = _weights(tmp_path / "whole" / "final"), _weights(tmp_path / "resumed" / "final")
+    start = _weights(trained_model_dir)
+    assert any(not torch.equal(whole[k], start[k]) for k in whole)
+    for k in whole:
+        torch.testing.assert_close(resumed[k], whole[k], rtol=1e-6, atol=1e-7)
+    m_whole = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    m_res = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in m_res] == list(range(1, 7)) == [m["step"] for m in m_whole]
+    assert [m["loss"] for m in m_res] == pytest.approx([m["loss"] for m in m_whole], rel=1e-6)
+    assert not (tmp_path / "resumed" / "checkpoint").exists()
+    for key in (
+        "loss",
+        "rewards_chosen",
+        "rewards_rejected",
+        "margin",
+        "preference_accuracy",
+        "logp_chosen",
+        "logp_rejected",
+    ):
+        assert key in m_whole[-1]
+    assert m_whole[-1]["margin"] > m_whole[0]["margin"]  # it learns the preferences
+
+
+@pytest.mark.integration
+def test_micro_batching_and_grad_accum_do_not_change_the_numbers(tmp_path, trained_model_dir, pairs):
+    cache = tmp_path / "refcache"
+    base = dataclasses.replace(HP, epochs=1, batch_size=4, nll_weight=0.0)
+    runs = {
+        "one_forward": base.__class__(**{**dataclasses.asdict(base), "max_tokens_per_forward": None}),
+        "micro": base,
+        "accum": dataclasses.replace(base, batch_size=2, grad_accum=2),
+    }
+    curves = {}
+    for name, hp in runs.items():
+        train_preference(trained_model_dir, pairs, hp, tmp_path / name, ref_cache_root=cache)
+        curves[name] = [
+            json.loads(x)["loss"] for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        ]
+    assert curves["micro"] == pytest.approx(curves["one_forward"], rel=1e-5)
+    # 2 batches of 2 pairs accumulated = the same 4 pairs (plans cut one seeded order)
+    assert curves["accum"] == pytest.approx(curves["one_forward"], rel=1e-5)
+    w = [_weights(tmp_path / name / "final") for name in runs]
+    for k in w[0]:
+        torch.testing.assert_close(w[1][k], w[0][k], rtol=1e-4, atol=2e-5)  # Adam rescales near-zero grads
+        torch.testing.assert_close(w[2][k], w[0][k], rtol=1e-4, atol=2e-5)  # Adam rescales near-zero grads
+
+
+@pytest.mark.integration
+def test_kto_and_lora_runs_save_loadable_models(tmp_path, trained_model_dir, pairs):
+    from transformers import AutoModelForCausalLM
+
+    hp = dataclasses.replace(HP, algorithm="kto", epochs=1, lora_r=4, lora_alpha=8, lr=5e-3, tensorboard=True)
+    last = train_preference(trained_model_dir, pairs, hp, tmp_path / "kto", ref_cache_root=tmp_path / "rc")
+    assert "kl" in last and last["kl"] >= 0.0
+    model = AutoModelForCausalLM.from_pretrained(
+        str(tmp_path / "kto" / "final")
+    )  # merged LoRA: a plain model
+    merged = dict(model.named_parameters())
+    start = AutoModelForCausalLM.from_pretrained(str(trained_model_dir))
+    assert any(not torch.equal(p, merged[n]) for n, p in start.named_parameters())
+    assert any((tmp_path / "kto" / "tb").iterdir())
+
+
+def test_pairs_file_and_hyper_errors_name_the_place(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": 3, "rejected": "c"}\n'
+    )
+    with pytest.raises(UserError, match=r"pairs.jsonl:2: field 'chosen'"):
+        read_pairs(path)
+    path.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{oops\n')
+    with pytest.raises(UserError, match=r"pairs.jsonl:2:2: not valid JSON"):
+        read_pairs(path)
+    with pytest.raises(UserError, match=r"unknown field.*betta"):
+        parse_hyper('{"betta": 0.1}')
+    assert parse_hyper('{"algorithm": "kto"}').algorithm == "kto"
