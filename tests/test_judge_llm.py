@@ -213,3 +213,26 @@ def test_pairwise_both_orders_and_first_position_judge(rubric) -> None:
         backend.requests[0].response_format["json_schema"]["schema"]["properties"]["factuality"]["maximum"]
         == 2
     )
+
+
+def test_interrupted_run_resumes_from_cached_replies(tmp_path: Path, rubric) -> None:
+    class DiesAfterThree(ScriptedBackend):
+        def generate(self, requests, on_result=None):
+            for i, req in enumerate(requests):
+                if i == 3:
+                    raise KeyboardInterrupt
+                self.requests.append(req)
+                if on_result:
+                    on_result(Result(req.request_id, 0, self.reply(req), "stop"))
+            raise AssertionError("unreachable")
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        LLMJudge(DiesAfterThree(scores_from_problem), rubric, "j", cache, LLMJudgeOptions(repeats=2)).score(
+            items()
+        )
+    assert len(cache) == 3
+    backend = ScriptedBackend(scores_from_problem)
+    judge = LLMJudge(backend, rubric, "j", cache, LLMJudgeOptions(repeats=2))
+    df = judge.score(items())
+    assert judge.requests_sent == 8 - 3 and df["error"].isna().all()

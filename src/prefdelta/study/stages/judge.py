@@ -154,7 +154,7 @@ def judge_llm(
     finally:
         cache.close()
     refs = [str(df.at[pid, "reference_answer"]) for pid in traces["problem_id"]]
-    verdicts = outcome.grade_many(answer_format, list(traces["text"]), refs, workers=1)
+    verdicts = outcome.grade_many(answer_format, list(traces["text"]), refs)
     correct = dict(zip(traces["trace_id"], (v.correct for v in verdicts), strict=True))
     judged["outcome"] = judged["trace_id"].map(correct).astype(bool)
     cols = ["trace_id", "judge_id", "rubric_hash", "repeat", *rub.names, "outcome", "raw", "error"]
