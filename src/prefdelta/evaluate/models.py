@@ -18,12 +18,11 @@ when the weights are not local.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefdelta.errors import MissingDependency, UserError
-from prefdelta.generate.base import Backend, Request, Result
+from prefdelta.generate.base import Backend
 from prefdelta.hashing import file_hash, stable_hash
 
 
@@ -84,7 +83,11 @@ def checkpoint_hash(spec: ModelSpec) -> str:
 
 
 def load_hf(spec: ModelSpec, device: str = "cpu"):
-    """Model and tokenizer from a folder or hub id; a LoRA adapter is applied and merged."""
+    """Model and tokenizer from a folder or hub id; a LoRA adapter is applied and merged.
+
+    Loaded here rather than by ``HFBackend(model_path)`` because of the adapter: the
+    merged model is handed to the backend already loaded.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = spec.base_model
@@ -108,58 +111,13 @@ def load_hf(spec: ModelSpec, device: str = "cpu"):
     return model, tokenizer
 
 
-class LocalHF:
-    """The ``hf`` backend for evaluation: batched ``generate_all`` on an in-process model.
-
-    Stand-in glue over :func:`prefdelta.generate.hf.generate_all` until a full
-    ``HFBackend`` is wired in here. Sample ``j`` of a request uses seed ``seed + j``, so
-    ``n`` samples differ and reruns reproduce them.
-    """
-
-    name = "hf"
-
-    def __init__(self, model, tokenizer, batch_size: int = 32) -> None:
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-
-    def generate(
-        self, requests: Sequence[Request], on_result: Callable[[Result], None] | None = None
-    ) -> list[Result]:
-        from prefdelta.generate.hf import generate_all
-
-        groups: dict[tuple, list[tuple[Request, int]]] = {}
-        for r in requests:
-            if r.prompt is None:
-                raise UserError(f"request {r.request_id}: the hf evaluation backend takes prompts, not chat")
-            s = r.sampling
-            for j in range(s.n):
-                key = (s.temperature, s.top_p, s.max_tokens, s.stop, (s.seed or 0) + j)
-                groups.setdefault(key, []).append((r, j))
-        results: list[Result] = []
-        for (temperature, top_p, max_tokens, stop, seed), items in groups.items():
-            outs = generate_all(
-                self.model,
-                self.tokenizer,
-                [r.prompt or "" for r, _ in items],
-                batch_size=self.batch_size,
-                max_new_tokens=max_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                stop=stop,
-                seed=seed,
-            )
-            for (r, j), o in zip(items, outs, strict=True):
-                res = Result(r.request_id, j, o.text, o.finish_reason, o.prompt_tokens, o.completion_tokens)
-                results.append(res)
-                if on_result is not None:
-                    on_result(res)
-        return results
-
-
 def make_backend(spec: ModelSpec, batch_size: int = 32) -> Backend:
     """The generation backend for ``spec`` (``hf``, ``vllm`` or ``openai``)."""
     if spec.backend == "hf":
+        from prefdelta.generate.hf import HFBackend
+
         model, tokenizer = load_hf(spec)
-        return LocalHF(model, tokenizer, batch_size)
+        return HFBackend(model=model, tokenizer=tokenizer, batch_size=batch_size)
     if spec.backend == "openai":
         if not spec.url:
             raise UserError("backend 'openai' needs --url (the server's base URL, e.g. http://host:8000/v1)")
