@@ -97,3 +97,24 @@ def test_bad_model_folder_is_a_user_error(tmp_path, shared_datasets):
             ]
         )
     assert err.value.code == 2
+
+
+def test_served_endpoint_through_the_openai_backend(tmp_path, shared_datasets):
+    """A served model (an OpenAI-compatible HTTP server) evaluated like a local one."""
+    from prefdelta.generate.scripted_server import ScriptedServer
+
+    suite = tmp_path / "smoke.yaml"
+    suite.write_text(SUITE)
+    ws = tmp_path / "ws"
+    with ScriptedServer(honour_n=False) as server:  # one choice per call, like `transformers serve`
+        main(
+            ["eval", "run", "--backend", "openai", "--url", server.url, "-m", "served", "-s", str(suite),
+             "-d", str(shared_datasets), "-w", str(ws)]
+        )  # fmt: skip
+        calls = sum(server.seen.values())
+    evals = Workspace(ws).read_table("evals")
+    assert set(evals["model_id"]) == {"served"}
+    assert (evals["checkpoint_hash"] == checkpoint_hash(ModelSpec("served", "openai", url=server.url))).all()
+    samples = Workspace(ws).read_table("eval_samples")
+    assert len(samples) == 3 + 2 * 2 and samples["text"].str.startswith("echo").all()
+    assert calls == 3 + 2 * 2  # the two HumanEval samples of each problem were asked one by one
