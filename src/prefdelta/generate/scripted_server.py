@@ -143,6 +143,10 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # one buffered write per response and no Nagle: headers and body in separate
+            # small segments would wait on the client's delayed ACK (~40 ms on Linux)
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
