@@ -228,3 +228,27 @@ def test_transformers_serve_tiny_model_garbage_becomes_error_rows(
     opts = LLMJudgeOptions(repeats=1, retries=0, max_tokens=12, chat=True)
     df = LLMJudge(backend, load_rubric(), "tiny", cache, opts).score(items[:1])
     assert df["error"].str.startswith("backend error").all() and df["factuality"].isna().all()
+
+
+def test_transformers_serve_judge_stage_end_to_end(
+    tiny_serve: str, tiny_model_dir: Path, tmp_path: Path, shared_datasets: Path
+) -> None:
+    """The judge stage with kind llm against a real server: every row an error with its raw text."""
+    from test_judge_stage import gsm8k_workspace
+
+    ws = gsm8k_workspace(tmp_path / "ws", shared_datasets, n_problems=1)
+    settings = LLMJudgeSettings(
+        model=str(tiny_model_dir),
+        base_url=tiny_serve,
+        chat=False,
+        repeats=1,
+        retries=0,
+        max_tokens=16,
+        max_in_flight=2,
+    )
+    cfg = load_config().model_copy(update={"judge": JudgeConfig(kind="llm", llm=settings)})
+    stage_judge(ws, cfg)
+    df = ws.read_table("judgments")
+    assert len(df) == 4 and df["error"].str.startswith("unparseable judge output").all()
+    assert df[list(DIMENSIONS)].isna().all().all() and (df["raw"].str.len() > 0).all()
+    assert df["outcome"].tolist() == ws.read_table("traces")["is_correct"].tolist()  # outcome is exact anyway

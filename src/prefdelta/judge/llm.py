@@ -103,6 +103,7 @@ class LLMJudge:
         self.cache = cache if cache is not None else ResponseCache(None)
         self.options = options or LLMJudgeOptions()
         self.requests_sent = 0
+        self._rubric_hash = rubric.hash
 
     # ---- requests -----------------------------------------------------------------------
     def _sampling(self, repeat: int, attempt: int) -> Sampling:
@@ -133,7 +134,7 @@ class LLMJudge:
                 f"{job.request_id}/a{attempt}", prompt=prompt, sampling=sampling, response_format=fmt
             )
         key = ResponseCache.key(
-            self.judge_id, self.rubric.hash, req.prompt, req.messages, sampling, fmt, job.repeat, attempt
+            self.judge_id, self._rubric_hash, req.prompt, req.messages, sampling, fmt, job.repeat, attempt
         )
         return req, key
 
@@ -219,7 +220,7 @@ class LLMJudge:
                 {
                     "trace_id": job.key_id,
                     "judge_id": self.judge_id,
-                    "rubric_hash": self.rubric.hash,
+                    "rubric_hash": self._rubric_hash,
                     "repeat": job.repeat,
                     **{d: float(scores[d]) if scores else math.nan for d in self.rubric.names},
                     "raw": raw,
@@ -255,7 +256,7 @@ class LLMJudge:
                     "pair_id": pair_id,
                     "order": order,
                     "judge_id": self.judge_id,
-                    "rubric_hash": self.rubric.hash,
+                    "rubric_hash": self._rubric_hash,
                     "repeat": job.repeat,
                     **prefs,
                     "raw": raw,
