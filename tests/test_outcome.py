@@ -169,7 +169,9 @@ def test_closed_form_value(latex: str, value: complex | None) -> None:
         (r"\begin{pmatrix}1\\2\end{pmatrix}", "tuple"),
         ("2k+2", "expression"),
         ("10,080", None),  # a thousands separator, not a pair
-        (r"(1,2]\cup[2,3)", None),  # a union may simplify to one interval
+        (r"(1,2]\cup[2,3)", "set"),  # a union: may equal one interval, never a constant
+        (r"(-\infty,0]", "tuple"),
+        (r"x\in[-2,7]", None),
         ("x=5", None),  # math-verify compares the right-hand side
         (r"\sin^2x+\cos^2x", None),  # functions may be constant
         ("90^\\circ", None),
@@ -192,6 +194,8 @@ def test_answer_shape(latex: str, shape: str | None) -> None:
         (r"\boxed{\text{(C)}}", "3"),
         (r"\boxed{(1,2)}", r"\begin{pmatrix}1\\2\\3\end{pmatrix}"),
         (r"\boxed{6-5i}", "6"),
+        (r"\boxed{12}", r"(0,9) \cup (9,36)"),
+        (r"\boxed{(1,3)}", r"(1,3)\cup(3,3)"),
     ],
 )
 def test_fast_negatives_agree_with_math_verify(pred: str, ref: str) -> None:

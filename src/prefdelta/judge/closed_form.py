@@ -186,21 +186,21 @@ def closed_form_value(latex: str) -> complex | None:
 _WORD = re.compile(r"\\text\{\(?[A-Za-z]+\)?\}")
 _DEGREES = re.compile(r"^(.+?)\^\{?\\circ\}?$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_RELATIONS = (
-    "=",
-    "<",
-    ">",
+_RELATION_CHARS = ("=", "<", ">")
+_RELATION_COMMANDS = {
     "\\le",
+    "\\leq",
     "\\ge",
+    "\\geq",
     "\\ne",
+    "\\neq",
     "\\in",
     "\\pm",
     "\\mp",
     "\\approx",
     "\\sim",
-    "\\cup",
     "\\cap",
-)
+}
 _UNITISH = ("\\text", "\\mbox", "\\mathrm", "\\circ", "%", "\\$", "_", "'", "\\emptyset")
 _ALLOWED_COMMANDS = {"\\frac", "\\sqrt", "\\pi", "\\cdot", "\\times"}
 
@@ -221,7 +221,7 @@ def answer_shape(latex: str) -> str | None:
     """A coarse type of a normalised answer, where a constant can never equal it.
 
     ``"constant"`` (evaluates here), ``"word"`` (``\\text{even}``, ``\\text{(C)}``), ``"tuple"`` (a bracketed or comma-separated list of
-    several items, or a matrix), ``"expression"`` (plain arithmetic over single-letter
+    several items, or a matrix), ``"set"`` (a union), ``"expression"`` (plain arithmetic over single-letter
     variables, no functions). ``None`` for everything else: equations, units, text,
     degrees, percent, bases, functions such as ``\\sin`` whose value may be a constant.
     """
@@ -229,11 +229,17 @@ def answer_shape(latex: str) -> str | None:
         return "constant"
     if _WORD.fullmatch(latex):
         return "word"
-    if any(r in latex for r in (*_RELATIONS, *_UNITISH)) or _THOUSANDS.match(latex):
+    commands = set(re.findall(r"\\[a-zA-Z]+", latex))
+    if (
+        any(r in latex for r in (*_RELATION_CHARS, *_UNITISH))
+        or commands & _RELATION_COMMANDS
+        or _THOUSANDS.match(latex)
+    ):
         return None
     if latex.startswith(("\\begin{pmatrix}", "\\begin{bmatrix}")):
         return "tuple"
-    commands = set(re.findall(r"\\[a-zA-Z]+", latex))
+    if "\\cup" in commands:
+        return "set"  # a union of intervals or sets: may equal a single interval, never a constant
     if "," in latex:
         bracketed = latex[:1] in "([" and latex[-1:] in ")]"
         return "tuple" if (bracketed or not commands) and _depth0_comma(latex) else None
@@ -266,3 +272,21 @@ def tuple_length(latex: str) -> int:
         elif ch == "," and depth <= 1:
             count += 1
     return count
+
+
+# Pairs of shapes that can never be equal answers. A union and a tuple can (``(1,2]\\cup[2,3)``
+# is the interval ``(1,3)``), and two of one shape need a real comparison.
+NEVER_EQUAL: frozenset[frozenset[str]] = frozenset(
+    frozenset(pair)
+    for pair in (
+        ("constant", "word"),
+        ("constant", "tuple"),
+        ("constant", "expression"),
+        ("constant", "set"),
+        ("word", "tuple"),
+        ("word", "expression"),
+        ("word", "set"),
+        ("tuple", "expression"),
+        ("set", "expression"),
+    )
+)

@@ -39,7 +39,13 @@ from fractions import Fraction
 from typing import Literal
 
 from prefdelta.errors import MissingDependency, UserError
-from prefdelta.judge.closed_form import answer_shape, closed_form_value, degrees_value, tuple_length
+from prefdelta.judge.closed_form import (
+    NEVER_EQUAL,
+    answer_shape,
+    closed_form_value,
+    degrees_value,
+    tuple_length,
+)
 
 Kind = Literal["gsm8k", "boxed", "choice"]
 KINDS: tuple[str, ...] = ("gsm8k", "boxed", "choice")
@@ -245,9 +251,9 @@ def fast_boxed(prediction: str, reference: str) -> Verdict | None:
         if deg is not None and other is not None:
             far = all(abs(other - v) > _REL_GAP * max(1.0, abs(v)) for v in (deg, deg * math.pi / 180))
             return Verdict(False, boxed, "numeric") if far else None
-    # answers of different shapes (constant, word, tuple, polynomial) are never equal
+    # some shapes never match (a constant and a tuple); see closed_form.NEVER_EQUAL
     a_shape, b_shape = answer_shape(pred_n), answer_shape(ref_n)
-    if a_shape is not None and b_shape is not None and a_shape != b_shape:
+    if frozenset((a_shape, b_shape)) in NEVER_EQUAL:
         return Verdict(False, boxed, "shape")
     if a_shape == b_shape == "tuple" and tuple_length(pred_n) != tuple_length(ref_n):
         return Verdict(False, boxed, "shape")
