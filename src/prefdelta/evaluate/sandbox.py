@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import json
+import marshal
 import os
 import shutil
 import signal
@@ -183,7 +183,7 @@ def run_python(source: str, limits: Limits | None = None, mode: Mode | None = No
         start = time.perf_counter()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(BOOT), json.dumps(cfg)],
+                [sys.executable, "-I", "-S", str(BOOT), marshal.dumps(cfg).hex()],
                 cwd=work,
                 env=clean_env(str(work)),
                 stdin=subprocess.DEVNULL,
