@@ -207,3 +207,21 @@ def test_pathological_answer_times_out_per_item() -> None:
     verdicts = grade_many("boxed", preds, ["1", r"\sqrt{8}"], workers=1, timeout_s=1)
     assert verdicts[0].correct is False and verdicts[0].method == "timeout"
     assert verdicts[1].correct is True
+
+
+def test_fast_path_agrees_with_math_verify_on_math500(shared_datasets: Path) -> None:
+    """Every verdict the fast path gives on real MATH-500 items is math-verify's verdict."""
+    rows = [json.loads(x) for x in (shared_datasets / "math500/test.jsonl").read_text().splitlines()][:150]
+    decided = 0
+    for shift in (0, 1, 7):
+        for i, row in enumerate(rows):
+            gold = rows[(i + shift) % len(rows)]["answer"]
+            fast = grade_boxed(row["solution"], gold)
+            if fast.method in ("exact", "numeric", "shape"):
+                decided += 1
+                assert fast.correct == grade_boxed(row["solution"], gold, fast=False).correct, (
+                    i,
+                    shift,
+                    gold,
+                )
+    assert decided > 350
