@@ -289,7 +289,7 @@ def train_preference(
             ref = torch.stack(
                 [cache.get([(p.prompt, c[s]) for p, c in zip(ps, conts, strict=True)]) for s in range(4)], 1
             ).to(lp.device)
-            kl_sum += torch.tensor([float((lp[:, 2:] - ref[:, 2:]).sum()), 2.0 * len(idx)])
+            kl_sum += torch.tensor([float((lp[:, 2:] - ref[:, 2:]).detach().sum()), 2.0 * len(idx)])
             logps.append(lp[:, :2])
             refs.append(ref[:, :2])
         kl_tot = _global_sum(accelerator, kl_sum)
