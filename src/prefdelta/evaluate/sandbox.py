@@ -17,7 +17,10 @@ Every program runs through :mod:`prefdelta.evaluate.sandbox_boot` in a fresh ses
   reaches the host's disk; in basic mode it is a host folder deleted afterwards), stdin
   from ``/dev/null``, stdout/stderr to files capped at ``max_output_bytes``;
 - an environment with nothing inherited (``PATH``, ``LANG``, ``HOME`` only) and
-  ``python -I`` (ignores ``PYTHON*`` variables and the user site).
+  ``python -I -S`` (ignores ``PYTHON*`` variables, the user site and site-packages;
+  ``Limits.site`` turns site-packages on). Once isolated and limited, the boot runs the
+  program in its own interpreter (``exec`` as ``__main__``; one start-up fewer), so the
+  boot's few stdlib modules are loaded — nothing in them is secret.
 
 What else holds depends on the mode, chosen by :func:`best_mode`:
 
