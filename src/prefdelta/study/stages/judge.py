@@ -16,6 +16,7 @@ import pandas as pd
 
 from prefdelta.config import StudyConfig
 from prefdelta.errors import UserError
+from prefdelta.generate.base import Backend
 from prefdelta.judge import calc, llm, oracle, outcome, parse, rubric
 from prefdelta.judge.cache import ResponseCache
 from prefdelta.judge.dimensions import share_to_score
@@ -99,7 +100,7 @@ def judge_calc(problems: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
     return _frame(rows)
 
 
-def make_backend(settings: LLMJudgeSettings):  # -> prefdelta.generate.base.Backend
+def make_backend(settings: LLMJudgeSettings) -> Backend:
     """The generation backend the judge model is served by."""
     if settings.backend == "openai":
         from prefdelta.generate.openai import OpenAIBackend
@@ -127,7 +128,7 @@ def judge_llm(
     settings: LLMJudgeSettings,
     answer_format: str,
     cache_path: Path,
-    backend=None,
+    backend: Backend | None = None,
 ) -> pd.DataFrame:
     """The LLM judge on every trace, plus exact outcome grading; one row per repeat."""
     df = _problem_lookup(problems, traces)
