@@ -179,3 +179,25 @@ def test_paired_interval_is_tighter_than_unpaired():
     assert (hi - lo) < (uhi - ulo) + (ahi - alo)
     with pytest.raises(ValueError):
         paired_bootstrap_ci([1.0], [1.0, 0.0])
+
+
+def test_compare_works_on_arith_stage_samples():
+    """The eval stage's arith samples have no benchmark column: the suite stands in."""
+    import pandas as pd
+
+    rows = []
+    for model, right in (("gen-small", {0, 1}), ("run-top30", {0, 1, 2, 3})):
+        rows += [
+            {
+                "model_id": model,
+                "suite": "arith_in_domain",
+                "problem_id": f"p{i}",
+                "text": "",
+                "correct": i in right,
+            }
+            for i in range(8)
+        ]
+    table = compare_models(pd.DataFrame(rows), "gen-small", "run-top30", n_boot=500)
+    row = table.iloc[0]
+    assert (row["benchmark"], row["metric"], row["n"]) == ("arith_in_domain", "accuracy", 8)
+    assert row["diff"] == pytest.approx(0.25) and row["ci_low"] >= 0
