@@ -236,3 +236,11 @@ def test_interrupted_run_resumes_from_cached_replies(tmp_path: Path, rubric) -> 
     judge = LLMJudge(backend, rubric, "j", cache, LLMJudgeOptions(repeats=2))
     df = judge.score(items())
     assert judge.requests_sent == 8 - 3 and df["error"].isna().all()
+
+
+def test_duplicate_trace_ids_are_a_user_error(rubric) -> None:
+    from prefdelta.errors import UserError
+
+    judge = LLMJudge(ScriptedBackend(scores_from_problem), rubric, "j", options=LLMJudgeOptions(repeats=1))
+    with pytest.raises(UserError, match="trace_id 't0' appears twice"):
+        judge.score([items()[0], items()[0]])

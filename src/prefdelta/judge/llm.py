@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from prefdelta.errors import UserError
 from prefdelta.generate.base import Backend, Request, Result, Sampling
 from prefdelta.judge.cache import ResponseCache
 from prefdelta.judge.parse import ParseError, parse_scores
@@ -201,6 +202,7 @@ class LLMJudge:
         A dimension is NaN on an error row; ``error`` then holds the reason and ``raw``
         the judge's last reply.
         """
+        _check_unique([it.trace_id for it in items], "trace_id")
         jobs = [
             _Job(
                 f"{it.trace_id}/r{r}",
@@ -233,6 +235,7 @@ class LLMJudge:
 
     def compare(self, pairs: Sequence[PairItem]) -> pd.DataFrame:
         """Pairwise rows in both orders: ``pair_id, order, repeat, prefers_a_<dim>`` (1.0 = ``a`` better)."""
+        _check_unique([p.pair_id for p in pairs], "pair_id")
         jobs: list[_Job] = []
         for p in pairs:
             for order, first, second in (("ab", p.a, p.b), ("ba", p.b, p.a)):
@@ -268,6 +271,14 @@ class LLMJudge:
         df = pd.DataFrame(rows)
         df["error"] = df["error"].astype("string")
         return df
+
+
+def _check_unique(ids: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise UserError(f"{what} {i!r} appears twice in the items to judge; ids must be unique")
+        seen.add(i)
 
 
 def _judgment_frame(rows: list[dict[str, object]], dims: Sequence[str]) -> pd.DataFrame:
