@@ -82,3 +82,26 @@ def test_unknown_task_is_a_user_error(tmp_path, tiny_model_dir, shared_datasets)
 
     with pytest.raises(UserError, match="unknown lm-eval task"):
         lmeval.run(ModelSpec(str(tiny_model_dir)), ["gsm8k", "no_such_task"], shared_datasets, limit=1)
+
+
+def test_model_args_for_folders_and_adapters(tmp_path):
+    from prefdelta.errors import UserError
+    from prefdelta.evaluate.models import ModelSpec
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/models/base"}))
+    assert lmeval.model_args(ModelSpec("/models/ckpt")) == {
+        "pretrained": "/models/ckpt",
+        "dtype": "auto",
+        "device": "cpu",
+    }
+    assert lmeval.model_args(ModelSpec(str(adapter))) == {
+        "pretrained": "/models/base",
+        "dtype": "auto",
+        "peft": str(adapter),
+        "device": "cpu",
+    }
+    assert lmeval.model_args(ModelSpec(str(adapter), "vllm"))["lora_local_path"] == str(adapter)
+    with pytest.raises(UserError, match="hf or vllm"):
+        lmeval.model_args(ModelSpec("m", "openai", url="http://x/v1"))
