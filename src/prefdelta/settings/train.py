@@ -1,4 +1,4 @@
-"""Config of the train stage."""
+"""Config of the train stage (the ``train:`` section)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,60 @@ class _Strict(BaseModel):
 
 
 class TrainConfig(_Strict):
-    """Preference training of the student (DPO, Rafailov et al. 2023).
+    """Preference training of the student: DPO (Rafailov et al. 2023) or KTO (Ethayarajh et al. 2024).
 
-    ``beta`` 0.05–0.5 (reference study 0.2); ``lr`` for tiny CPU models 1e-5–1e-3, for
-    8B models ~5e-7; ``nll_weight`` 0–1 adds the RPO term on the chosen trace, which
-    counters likelihood displacement on off-policy pairs.
+    The student is also the reference model; its log-probs on every pair are computed
+    once and cached in the workspace (``cache/refcache``), shared by every run. The demo's
+    values were found by a sweep in the arith world (docs/training.md): off-policy pairs
+    at a small β and no NLL term *lower* accuracy (likelihood displacement); a large β
+    with the RPO NLL term raises it.
     """
 
-    algorithm: Literal["dpo"] = "dpo"
+    algorithm: Literal["dpo", "kto"] = "dpo"
     student: str = Field(description="generator id of the model to train (also the reference)")
     selections: list[str] = Field(default_factory=lambda: ["top", "random", "all"])
-    beta: float = Field(0.1, gt=0.0, le=10.0)
-    lr: float = Field(1e-4, gt=0.0, lt=1.0)
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid", description="DPO loss: sigmoid (DPO), ipo (Azar et al. 2023), hinge (SLiC)"
+    )
+    beta: float = Field(
+        0.1,
+        gt=0.0,
+        le=10.0,
+        description="KL strength: 0.05-0.5 on LLMs (reference study 0.2); 0.5-2 on tiny off-policy students",
+    )
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="conservative DPO flip rate, 0-0.2")
+    nll_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="RPO: weight of the chosen trace's per-token NLL, 0-1; counters displacement",
+    )
+    desirable_weight: float = Field(1.0, gt=0.0, le=10.0, description="KTO lambda_D, ~1")
+    undesirable_weight: float = Field(1.0, gt=0.0, le=10.0, description="KTO lambda_U, ~1")
+    lr: float = Field(1e-4, gt=0.0, lt=1.0, description="tiny CPU models 1e-5-3e-4; 7-8B models ~5e-7")
     epochs: int = Field(2, ge=1, le=100)
-    batch_size: int = Field(16, ge=1)
-    nll_weight: float = Field(0.0, ge=0.0, le=10.0)
+    batch_size: int = Field(16, ge=1, description="pairs per global batch (KTO needs >= 2)")
+    grad_accum: int = Field(1, ge=1, description="global batches per optimizer step")
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0, description="share of steps of linear LR warm-up, 0-0.1")
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0.0, description="gradient clipping norm")
+    max_length: int | None = Field(
+        1024, ge=8, description="prompt+completion tokens; longer completions are cut at the end and reported"
+    )
+    max_tokens_per_forward: int | None = Field(
+        8192, ge=64, description="padded-token budget per forward (length-sorted micro-batches)"
+    )
+    lora_r: int = Field(0, ge=0, description="LoRA rank; 0 trains all weights")
+    lora_alpha: int = Field(16, ge=1)
+    merge_lora: bool = Field(True, description="merge LoRA into the weights when saving final/")
+    save_steps: int = Field(
+        0, ge=0, description="checkpoint every N steps (resumable after a kill); 0 = never"
+    )
+    tensorboard: bool = False
     seed: int = 0
+
+    def model_post_init(self, __context: object) -> None:
+        if self.algorithm == "kto" and self.batch_size < 2:
+            raise ValueError(
+                "train.batch_size must be >= 2 for KTO: its KL reference point uses other pairs of the batch"
+            )

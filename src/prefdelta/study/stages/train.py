@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,12 +13,23 @@ from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
 from prefdelta.progress import bar
 from prefdelta.study.stages.base import StageResult, run_stage
-from prefdelta.train import dpo as dpo_mod
+from prefdelta.train import batching, dpo, logprobs, losses, trainer
+from prefdelta.train.trainer import TrainHyper
 from prefdelta.workspace import Workspace, code_version
 
 
+def hyper_from_config(tc) -> TrainHyper:
+    """The run's :class:`TrainHyper` from the ``train:`` section (same field names)."""
+    names = {f.name for f in dataclasses.fields(TrainHyper)}
+    return TrainHyper(**{k: v for k, v in tc.model_dump().items() if k in names})
+
+
 def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageResult:
-    """Train the student with DPO on each configured selection; write ``runs``."""
+    """Train the student with DPO or KTO on each configured selection; write ``runs``.
+
+    Reference log-probs are shared across runs through ``<workspace>/cache/refcache``;
+    a run whose ``final/`` exists is reused, a killed one resumes from its checkpoint.
+    """
     tc = cfg.train
 
     def body() -> tuple[list[str], list[Path], str]:
@@ -26,15 +38,10 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
         traces = ws.read_table("traces", required_by="train").set_index("trace_id")
         problems = ws.read_table("problems", required_by="train").set_index("problem_id")
         zoo = ws.read_table("zoo", required_by="train").set_index("generator_id")
+        if tc.student not in zoo.index:
+            raise UserError(f"train.student {tc.student!r} is not in the zoo (have: {', '.join(zoo.index)})")
         student = zoo.loc[tc.student]
-        hp = dpo_mod.DPOHyper(
-            beta=tc.beta,
-            lr=tc.lr,
-            epochs=tc.epochs,
-            batch_size=tc.batch_size,
-            nll_weight=tc.nll_weight,
-            seed=tc.seed,
-        )
+        hp = hyper_from_config(tc)
         rows = []
         for strategy in tc.selections:
             ids = sel[sel["strategy"] == strategy]
@@ -45,16 +52,18 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
                 )
             selection_id = ids["selection_id"].iloc[0]
             chosen_pairs = pairs.loc[ids["pair_id"]]
-            run_id = f"dpo-{selection_id}-{stable_hash(student['key'], hp.__dict__, list(ids['pair_id']), length=8)}"
+            key = stable_hash(student["key"], dataclasses.asdict(hp), list(ids["pair_id"]), length=8)
+            run_id = f"{tc.algorithm}-{selection_id}-{key}"
             run_dir = ws.runs_dir / run_id
             done = run_dir / "final" / "config.json"
+            report_file = run_dir / "truncation.json"
             if not done.exists():
                 prompts = problems.loc[chosen_pairs["problem_id"], "prompt"].tolist()
                 chosen = traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist()
                 rejected = traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist()
-                steps = ((len(prompts) + hp.batch_size - 1) // hp.batch_size) * hp.epochs
-                with bar(f"train: DPO on {selection_id}", steps) as advance:
-                    dpo_mod.train_dpo(
+                steps = -(-len(prompts) // (hp.batch_size * hp.grad_accum)) * hp.epochs
+                with bar(f"train: {tc.algorithm.upper()} on {selection_id}", steps) as advance:
+                    _, report = dpo.train_on_texts(
                         student["path"],
                         prompts,
                         chosen,
@@ -62,7 +71,12 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
                         hp,
                         run_dir,
                         progress=lambda s, t: advance(1),
+                        ref_cache_root=ws.cache_dir / "refcache",
                     )
+                report_file.write_text(
+                    json.dumps({"truncated": len(report.truncated), "dropped": len(report.dropped)})
+                )
+            trunc = json.loads(report_file.read_text()) if report_file.exists() else {}
             last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
             rows.append(
                 {
@@ -72,12 +86,14 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
                     "selection_id": selection_id,
                     "strategy": strategy,
                     "n_pairs": len(chosen_pairs),
-                    "hyper": json.dumps(hp.__dict__),
+                    "hyper": json.dumps(dataclasses.asdict(hp)),
                     "seed": tc.seed,
                     "checkpoint": str(run_dir / "final"),
                     "metrics": str(run_dir / "metrics.jsonl"),
                     "final_loss": last["loss"],
                     "final_margin": last["margin"],
+                    "n_truncated": int(trunc.get("truncated", 0)),
+                    "n_dropped": int(trunc.get("dropped", 0)),
                 }
             )
         ws.write_table("runs", pd.DataFrame(rows))
@@ -88,7 +104,7 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
         "train",
         ["selections", "pairs", "traces", "zoo"],
         tc.model_dump(),
-        code_version(dpo_mod),
+        code_version(dpo, trainer, losses, logprobs, batching),
         body,
         force,
     )
