@@ -105,3 +105,14 @@ def test_model_args_for_folders_and_adapters(tmp_path):
     assert lmeval.model_args(ModelSpec(str(adapter), "vllm"))["lora_local_path"] == str(adapter)
     with pytest.raises(UserError, match="hf or vllm"):
         lmeval.model_args(ModelSpec("m", "openai", url="http://x/v1"))
+
+
+@pytest.mark.integration
+def test_eval_engine_lm_eval_form_of_the_command(tmp_path, tiny_model_dir, shared_datasets, monkeypatch):
+    """`prefdelta eval --engine lm-eval --tasks … --model …`, the form the issue names."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    ws = tmp_path / "ws"
+    main(["eval", "--engine", "lm-eval", "--tasks", "gsm8k", "--model", str(tiny_model_dir),
+          "-d", str(shared_datasets), "--limit", "1", "--max-gen-toks", "8", "-w", str(ws)])  # fmt: skip
+    evals = Workspace(ws).read_table("evals")
+    assert list(evals["benchmark"]) == ["gsm8k"] and (evals["n"] == 1).all()

@@ -37,15 +37,17 @@ STAGE_HELP = {
     "report": "Write the Markdown summary of the study.",
 }
 for _name, _help in STAGE_HELP.items():
-    _sub = stage_app(_name, _help)
     # A stage's extra subcommands (e.g. `judge audit`, `pairs stats`, `eval compare`) live
-    # in prefdelta/cli/<stage>_cmds.py as `register(sub_app)`.
+    # in prefdelta/cli/<stage>_cmds.py as `register(sub_app)`; a module may also build the
+    # sub-app itself (`build_app(help)`) when the bare command takes more options.
     try:
         _module = importlib.import_module(f"prefdelta.cli.{_name}_cmds")
     except ModuleNotFoundError as _err:
         if _err.name != f"prefdelta.cli.{_name}_cmds":
             raise
+        _sub = stage_app(_name, _help)
     else:
+        _sub = _module.build_app(_help) if hasattr(_module, "build_app") else stage_app(_name, _help)
         _module.register(_sub)
     app.add_typer(_sub, name=_name)
 register_study(app)

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from prefdelta.cli.common import WorkspaceOpt
+from prefdelta.cli.common import ConfigOpt, ForceOpt, WorkspaceOpt, context
 from prefdelta.errors import UserError
 
 ModelOpt = Annotated[
@@ -50,6 +50,107 @@ def _show(df, columns: list[str]) -> None:
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format
     ):
         typer.echo(df[[c for c in columns if c in df]].to_string(index=False))
+
+
+def _lmeval(
+    model: str,
+    tasks: str,
+    backend: str,
+    base: str | None,
+    model_id: str | None,
+    data_dir: Path | None,
+    limit: int | None,
+    batch_size: int,
+    device: str,
+    max_gen_toks: int | None,
+    builtin_tasks: bool,
+    threads: int,
+    workspace: Path | None,
+) -> None:
+    import torch
+
+    from prefdelta.evaluate import lmeval
+    from prefdelta.evaluate.models import ModelSpec, checkpoint_hash
+    from prefdelta.workspace import Workspace
+
+    torch.set_num_threads(threads)
+    spec = ModelSpec(model, backend, base, None, model_id)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise UserError("--tasks: give at least one task (e.g. gsm8k,humaneval)")
+    gen = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
+    results = lmeval.run(
+        spec, names, data_dir or "", limit, batch_size, device, gen, builtin_tasks=builtin_tasks
+    )
+    rows = lmeval.write(Workspace(workspace), results, spec.id, checkpoint_hash(spec))
+    _show(rows, ["suite", "benchmark", "metric", "value", "ci_low", "ci_high", "n"])
+
+
+def build_app(help_text: str) -> typer.Typer:
+    """The ``eval`` sub-app: bare ``prefdelta eval`` runs the study's eval stage, or
+    lm-evaluation-harness with ``--engine lm-eval --tasks … --model …``."""
+
+    app = typer.Typer(help=help_text, invoke_without_command=True)
+
+    @app.callback(invoke_without_command=True)
+    def _run(
+        ctx: typer.Context,
+        config: ConfigOpt = None,
+        workspace: WorkspaceOpt = None,
+        force: ForceOpt = False,
+        engine: Annotated[
+            str,
+            typer.Option("--engine", help="stage: the study's eval stage; lm-eval: lm-evaluation-harness"),
+        ] = "stage",
+        tasks: Annotated[
+            str | None,
+            typer.Option("--tasks", "-t", help="with --engine lm-eval: gsm8k,math500,mmlu_stem,humaneval"),
+        ] = None,
+        model: Annotated[
+            str | None,
+            typer.Option("--model", "-m", help="with --engine lm-eval: checkpoint folder or hub id"),
+        ] = None,
+        backend: BackendOpt = "hf",
+        data_dir: DataDirOpt = None,
+        limit: LimitOpt = None,
+        device: Annotated[str, typer.Option("--device", help="with --engine lm-eval: cpu, cuda …")] = "cpu",
+        max_gen_toks: Annotated[
+            int | None,
+            typer.Option("--max-gen-toks", help="with --engine lm-eval: override the tasks' budget"),
+        ] = None,
+    ) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        if engine == "stage":
+            from prefdelta.study.stages import STAGES
+
+            cfg, ws = context(config, workspace)
+            STAGES["eval"](ws, cfg, force=force)
+        elif engine == "lm-eval":
+            if not tasks or not model:
+                raise UserError(
+                    "--engine lm-eval needs --tasks (e.g. gsm8k,humaneval) and --model (a checkpoint folder)"
+                )
+            _lmeval(
+                model,
+                tasks,
+                backend,
+                None,
+                None,
+                data_dir,
+                limit,
+                8,
+                device,
+                max_gen_toks,
+                False,
+                2,
+                workspace,
+            )
+        else:
+            raise UserError(f"--engine must be 'stage' or 'lm-eval', got {engine!r}")
+
+    _run.__doc__ = help_text
+    return app
 
 
 def register(app: typer.Typer) -> None:
@@ -141,23 +242,21 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = None,
     ) -> None:
         """Run lm-evaluation-harness offline on the shipped local-file tasks; rows go to evals."""
-        import torch
-
-        from prefdelta.evaluate import lmeval
-        from prefdelta.evaluate.models import ModelSpec, checkpoint_hash
-        from prefdelta.workspace import Workspace
-
-        torch.set_num_threads(threads)
-        spec = ModelSpec(model, backend, base, None, model_id)
-        names = [t.strip() for t in tasks.split(",") if t.strip()]
-        if not names:
-            raise UserError("--tasks: give at least one task (e.g. gsm8k,humaneval)")
-        gen = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
-        results = lmeval.run(
-            spec, names, data_dir or "", limit, batch_size, device, gen, builtin_tasks=builtin_tasks
+        _lmeval(
+            model,
+            tasks,
+            backend,
+            base,
+            model_id,
+            data_dir,
+            limit,
+            batch_size,
+            device,
+            max_gen_toks,
+            builtin_tasks,
+            threads,
+            workspace,
         )
-        rows = lmeval.write(Workspace(workspace), results, spec.id, checkpoint_hash(spec))
-        _show(rows, ["suite", "benchmark", "metric", "value", "ci_low", "ci_high", "n"])
 
     @app.command("suites")
     def suites_cmd() -> None:

@@ -38,6 +38,9 @@ def summary_markdown(
     runs: pd.DataFrame,
     evals: pd.DataFrame,
 ) -> str:
+    if "level" in evals.columns:  # benchmark suites add per-benchmark rows; the summary shows suites
+        evals = evals[evals["level"].fillna("suite").eq("suite")]
+    evals = evals[evals["suite"].ne("lm-eval")]
     suites = list(dict.fromkeys(evals["suite"]))
     domain = dict(zip(evals["suite"], evals["domain"], strict=False))
     suite_h = [f"{s} ({'in' if domain[s] == 'in' else 'out-of'}-domain) acc % [95% CI]" for s in suites]
