@@ -103,3 +103,24 @@ def test_memory_sizing_and_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"no config\.json"):
         HFBackend(tmp_path / "empty")
+
+
+def test_out_of_memory_halves_the_batch(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = HFBackend(tiny_model_dir, device="cpu", batch_size=8)
+    real = hf.generate_batch
+    sizes: list[int] = []
+
+    def limited(model, tokenizer, prompts, **kw):
+        sizes.append(len(prompts))
+        if len(prompts) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, tokenizer, prompts, **kw)
+
+    monkeypatch.setattr(hf, "generate_batch", limited)
+    requests = [
+        Request(f"r{i}", prompt=f"Ann has {i} pens.\n", sampling=Sampling(max_tokens=4)) for i in range(7)
+    ]
+    results = backend.generate(requests)
+    assert [r.request_id for r in results] == [f"r{i}" for i in range(7)]
+    assert all(r.error is None for r in results)
+    assert sizes[:3] == [7, 4, 2] and max(sizes[3:]) <= 2
