@@ -69,6 +69,7 @@ class TrainHyper:
     merge_lora: bool = True
     tensorboard: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    device: Literal["auto", "cpu"] = "auto"
 
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -143,7 +144,7 @@ def train_preference(
 
     model_path = Path(model_path)
     out_dir = Path(out_dir)
-    accelerator = Accelerator(mixed_precision=hp.mixed_precision)
+    accelerator = Accelerator(mixed_precision=hp.mixed_precision, cpu=hp.device == "cpu")
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(hp.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
