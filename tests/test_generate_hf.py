@@ -103,6 +103,8 @@ def test_memory_sizing_and_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"no config\.json"):
         HFBackend(tmp_path / "empty")
+    with pytest.raises(UserError, match="could not load model 'no-such-org/no-such-model'"):
+        HFBackend("no-such-org/no-such-model")  # offline in tests: a clear error, not a traceback
 
 
 def test_out_of_memory_halves_the_batch(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,7 +262,13 @@ class HFBackend:
                 raise UserError(f"model folder {path} has no config.json (expected a save_pretrained folder)")
             self.device = pick_device(device)
             self.dtype = pick_dtype(dtype, self.device)
-            model, tokenizer = load_model(model_path, device=self.device, dtype=self.dtype)
+            try:
+                model, tokenizer = load_model(model_path, device=self.device, dtype=self.dtype)
+            except OSError as err:
+                first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise UserError(
+                    f"could not load model '{model_path}' (a folder or hub id): {first}"
+                ) from None
         else:
             param = next(model.parameters())
             self.device, self.dtype = str(param.device), param.dtype
