@@ -122,3 +122,17 @@ def test_micro_batches_cover_each_index_once_within_budget():
     for g in groups:
         assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 1200
     assert micro_batches([5, 1, 3], None) == [[1, 2, 0]]
+
+
+def test_one_token_prompts_fall_back_to_the_plain_forward(trained_model_dir, arith_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(trained_model_dir))
+    bos = [arith_tokenizer.bos_token_id]
+    conts = [[[5, 6, 7], [8, 9]], [[10], [11, 12, 13]]]
+    lp = prefix_shared_logprobs(model, [bos, bos], conts, arith_tokenizer.pad_token_id, no_grad_slots=(1,))
+    plain = sequence_logprobs(
+        model, [bos + c for cs in conts for c in cs], [1] * 4, arith_tokenizer.pad_token_id
+    )
+    torch.testing.assert_close(lp.detach().reshape(-1), plain.detach(), rtol=1e-5, atol=1e-5)
+    assert lp.requires_grad

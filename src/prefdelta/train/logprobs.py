@@ -179,10 +179,12 @@ def prefix_shared_logprobs(
     device = _device(model)
     n, k = len(prompts), len(continuations[0])
     if min(len(p) for p in prompts) < 2:
-        seqs = [list(p) + list(c) for p, cs in zip(prompts, continuations, strict=True) for c in cs]
-        plens = [len(p) for p in prompts for _ in range(k)]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not no_grad_slots):
-            return sequence_logprobs(model, seqs, plens, pad_id).view(n, k)
+        cols = []
+        for s in range(k):
+            seqs = [list(p) + list(cs[s]) for p, cs in zip(prompts, continuations, strict=True)]
+            with torch.set_grad_enabled(torch.is_grad_enabled() and s not in no_grad_slots):
+                cols.append(sequence_logprobs(model, seqs, [len(p) for p in prompts], pad_id))
+        return torch.stack(cols, 1)
     head, head_mask = pad_sequences([p[:-1] for p in prompts], pad_id)
     head, head_mask = head.to(device), head_mask.to(device)
     out = model(input_ids=head, attention_mask=head_mask, use_cache=True, logits_to_keep=1)
