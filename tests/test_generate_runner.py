@@ -125,3 +125,31 @@ def test_errors_are_rows_and_retried_on_rerun(tmp_path: Path) -> None:
     assert len(traces) == 20 and traces["trace_id"].is_unique
     assert not ws.has_table(ERRORS) or len(ws.read_table(ERRORS)) == 0
     assert set(traces["sample"]) == {0, 1}
+
+
+class _Stutters:
+    """A faulty backend that reports every result twice."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def generate(self, requests: Sequence[Request], on_result: Callable[[Result], None] | None = None):
+        assert on_result is not None
+
+        def twice(r: Result) -> None:
+            on_result(r)
+            on_result(r)
+
+        return self.inner.generate(requests, on_result=twice)
+
+
+def test_duplicate_results_do_not_duplicate_traces(tmp_path: Path) -> None:
+    from prefdelta.generate.openai import OpenAIBackend
+
+    ws = Workspace(tmp_path / "ws")
+    with ScriptedServer() as server:
+        backend = _Stutters(OpenAIBackend(server.url, "m"))
+        traces = generate_traces(
+            ws, GeneratorRun("g", backend, "m", SamplingSpec(samples=2)), _arith_problems(5)
+        )
+    assert len(traces) == 10 and traces["trace_id"].is_unique

@@ -225,6 +225,8 @@ def generate_traces(
         pid, first = index[r.request_id]
         sample = first + r.index
         tid = trace_id(run.generator_id, pid, sample, s.seed)
+        if tid in done:  # a backend answering twice must not make a duplicate trace
+            return
         now = time.time()
         if r.error is not None:
             err_rows.append(
@@ -240,6 +242,7 @@ def generate_traces(
                 }
             )
         else:
+            done.add(tid)
             ok_rows.append(
                 {
                     "trace_id": tid,
