@@ -97,7 +97,7 @@ def _common(tmp_path: Path) -> dict[str, object]:
         "report_to": [],
         "use_cpu": True,
         "bf16": False,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "save_strategy": "no",
         "logging_steps": 1,
         "max_length": 128,
