@@ -45,16 +45,15 @@ class _DiesAfter:
     def __init__(self, inner, k: int) -> None:
         self.inner, self.k, self.name = inner, k, inner.name
         self.requested: list[Request] = []
+        self.count = 0  # over all calls: the runner calls once per slice
 
     def generate(self, requests: Sequence[Request], on_result: Callable[[Result], None] | None = None):
         self.requested.extend(requests)
-        count = 0
 
         def cb(r: Result) -> None:
-            nonlocal count
-            if count >= self.k:
+            if self.count >= self.k:
                 raise _Killed
-            count += 1
+            self.count += 1
             assert on_result is not None
             on_result(r)
 
@@ -153,3 +152,21 @@ def test_duplicate_results_do_not_duplicate_traces(tmp_path: Path) -> None:
             ws, GeneratorRun("g", backend, "m", SamplingSpec(samples=2)), _arith_problems(5)
         )
     assert len(traces) == 10 and traces["trace_id"].is_unique
+
+
+def test_hf_resume_gives_the_same_texts_as_a_clean_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    problems = _arith_problems(8)
+    sampling = SamplingSpec(samples=3, temperature=1.0, max_tokens=8, seed=2)
+    hf = HFBackend(tiny_model_dir, device="cpu", batch_size=4)
+    clean_ws = Workspace(tmp_path / "clean")
+    clean = generate_traces(clean_ws, GeneratorRun("t", hf, "t", sampling), problems, flush_every=6)
+    ws = Workspace(tmp_path / "killed")
+    with pytest.raises(_Killed):  # dies right after the first slice (2 problems x 3 samples) was written
+        generate_traces(ws, GeneratorRun("t", _DiesAfter(hf, k=6), "t", sampling), problems, flush_every=6)
+    assert len(ws.read_table(TRACES)) == 6
+    resumed = generate_traces(ws, GeneratorRun("t", hf, "t", sampling), problems, flush_every=6)
+    key = ["trace_id", "text"]
+    pd.testing.assert_frame_equal(
+        resumed.sort_values("trace_id")[key].reset_index(drop=True),
+        clean.sort_values("trace_id")[key].reset_index(drop=True),
+    )

@@ -238,6 +238,7 @@ class HFBackend:
     """
 
     name = "hf"
+    seeded_per_request = False  # sampling is seeded per batch: texts depend on batch composition
 
     def __init__(
         self,

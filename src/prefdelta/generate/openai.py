@@ -108,6 +108,7 @@ class OpenAIBackend:
     """
 
     name = "openai"
+    seeded_per_request = True  # each request carries its own seed
 
     def __init__(
         self,

@@ -8,6 +8,12 @@ same run key, asks the backend only for the (problem, sample) items that have no
 yet — errors included, so they are retried — and writes new shards. Each item is
 therefore in ``traces`` exactly once, whenever the run was killed.
 
+Backends that seed every request (``openai``, ``vllm``: ``seeded_per_request``) get all
+missing items in one call, so requests stay in flight across flushes. The ``hf``
+backend seeds per batch, so its texts depend on which prompts share a batch: it gets the
+problems in fixed slices of ``flush_every // samples``, each written when done, so a
+resumed run regenerates a killed slice with the same batches and the same texts.
+
 Shards are named ``<generator_id>--<run key>-<seq>``. The run key hashes the generator
 (model, backend, options), the sampling, the prompt templates and the problem ids, so a
 changed config starts afresh and its stale shards are removed.
@@ -187,7 +193,7 @@ def generate_traces(
     )
     existing = _read_shards(ws, TRACES, mine)
     done = set(existing["trace_id"]) if len(existing) else set()
-    requests, index = plan_requests(run, problems, done, templates)
+    index: dict[str, tuple[str, int]] = {}
     s = run.sampling
     sampling_json = json.dumps(
         {
@@ -268,7 +274,16 @@ def generate_traces(
         if len(ok_rows) + len(err_rows) >= flush_every:
             flush()
 
-    if requests:
+    if getattr(run.backend, "seeded_per_request", False):
+        parts = [problems]
+    else:  # fixed slices: a resumed slice gets the same batches, hence the same texts
+        per = max(1, flush_every // s.samples)
+        parts = [problems.iloc[i : i + per] for i in range(0, len(problems), per)]
+    for part in parts:
+        requests, part_index = plan_requests(run, part, done, templates)
+        if not requests:
+            continue
+        index.update(part_index)
         try:
             run.backend.generate(requests, on_result=on_result)
         finally:

@@ -54,6 +54,7 @@ class VLLMBackend:
     """
 
     name = "vllm"
+    seeded_per_request = True  # each request carries its own seed
 
     def __init__(
         self,

@@ -77,7 +77,7 @@ def stage_generate(ws: Workspace, cfg: StudyConfig, force: bool = False) -> Stag
 def _sample(ws: Workspace, run: gen_runner.GeneratorRun, problems: pd.DataFrame) -> pd.DataFrame:
     total = len(problems) * run.sampling.samples
     with bar(f"generate: {run.generator_id}", total) as advance:
-        return gen_runner.generate_traces(ws, run, problems, progress=advance)
+        return gen_runner.generate_traces(ws, run, problems, flush_every=512, progress=advance)
 
 
 def _generator_row(
