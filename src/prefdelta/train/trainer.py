@@ -184,6 +184,10 @@ def train_preference(
     ref_seconds = time.perf_counter() - t0
 
     checkpoint = out_dir / "checkpoint"
+    if not checkpoint.exists() and (out_dir / "checkpoint.old").exists():  # killed mid-swap
+        if accelerator.is_main_process:
+            (out_dir / "checkpoint.old").rename(checkpoint)
+        accelerator.wait_for_everyone()
     resume_step = json.loads((checkpoint / "state.json").read_text())["step"] if checkpoint.exists() else 0
     model = _load_policy(model_path, hp, checkpoint if resume_step else None)
     model.train()
