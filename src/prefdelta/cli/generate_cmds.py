@@ -94,6 +94,17 @@ def capability(problems: pd.DataFrame, traces: pd.DataFrame, answer_format: dict
     return sum(v.correct for v in verdicts) / len(verdicts)
 
 
+def answer_format_of(template, source: str) -> str:
+    """The template's answer format, or the source's default one for templates without one (``raw``)."""
+    from prefdelta.generate.prompts import template_for_source
+
+    return (
+        template.answer_format
+        if template.answer_format != "as_is"
+        else template_for_source(source).answer_format
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("problems")
     def problems_cmd(
@@ -169,7 +180,7 @@ def register(app: typer.Typer) -> None:
             total = len(problems) * run.sampling.samples
             with bar(f"generate: {spec.id}", total) as advance:
                 traces = generate_traces(ws, run, problems, flush_every=flush_every, progress=advance)
-            fmt = {src: run.template_of(src).answer_format for src in set(problems["source"])}
+            fmt = {src: answer_format_of(run.template_of(src), src) for src in set(problems["source"])}
             errors = ws.read_table(ERRORS) if ws.has_table(ERRORS) else pd.DataFrame(columns=["generator_id"])
             n_errors = int((errors["generator_id"] == spec.id).sum())
             acc = capability(problems, traces, fmt)
