@@ -150,3 +150,26 @@ def test_sigkill_then_resume_exactly_once(tmp_path: Path, shared_datasets: Path)
     assert len(traces) == 160 and set(traces["trace_id"]) == expected
     # the re-run asked only for what was missing (plus what was in flight when killed)
     assert sum(server.seen.values()) - seen_before <= 80 - len(partial) // 2 + 2
+
+
+def test_capability_uses_the_outcome_grader() -> None:
+    import pandas as pd
+
+    from prefdelta.cli.generate_cmds import capability
+
+    problems = pd.DataFrame(
+        {
+            "problem_id": ["g0", "m0", "h0"],
+            "source": ["gsm8k", "math500", "humaneval"],
+            "reference_answer": ["1000", "\\frac{1}{2}", ""],
+        }
+    )
+    traces = pd.DataFrame(
+        {
+            "problem_id": ["g0", "g0", "m0", "h0"],
+            "text": ["so 1,000 in all\n#### 1,000", "#### 7", "thus $\\boxed{\\frac12}$", "def f(): pass"],
+        }
+    )
+    fmt = {"gsm8k": "gsm8k", "math500": "boxed", "humaneval": "code"}
+    assert capability(problems, traces, fmt) == pytest.approx(2 / 3)  # code is not graded here
+    assert capability(problems, traces[traces["problem_id"] == "h0"], fmt) is None
