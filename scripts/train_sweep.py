@@ -30,6 +30,7 @@ import torch
 
 from prefdelta import zoo as zoo_mod
 from prefdelta.evaluate.arith import evaluate_on_problems
+from prefdelta.evaluate.stats import paired_bootstrap_ci
 from prefdelta.train.dpo import train_on_texts
 from prefdelta.train.trainer import TrainHyper
 from prefdelta.workspace import Workspace
@@ -107,30 +108,32 @@ def run(ws_dir: Path, grid: dict[str, list], out: Path, student: str, n_val: int
 
 
 def summary(out: Path, boots: int = 2000) -> pd.DataFrame:
-    """Mean gain over seeds with a paired bootstrap over validation problems (seeds pooled)."""
+    """Mean gain over seeds with a paired bootstrap over validation problems (seeds pooled,
+    as in the study report)."""
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     base = np.array(next(r for r in rows if r["key"] == "base")["correct"], dtype=float)
     runs = pd.DataFrame([r for r in rows if r["key"] != "base"])
+    defaults = TrainHyper()
+    for name in HYPER_FIELDS & set(runs.columns):
+        runs[name] = runs[name].fillna(getattr(defaults, name))
     group = [
         c
         for c in runs.columns
         if c not in {"key", "seed", "acc", "correct", "seconds"} and not c.startswith(("logp", "pref"))
     ]
-    rng = np.random.default_rng(0)
     table = []
     for cfg, g in runs.groupby(group, dropna=False):
-        diffs = np.stack([np.array(c, dtype=float) - base for c in g["correct"]])  # seeds x problems
-        idx = rng.integers(0, diffs.shape[1], size=(boots, diffs.shape[1]))
-        means = diffs[:, idx].mean(axis=(0, 2))
+        runs_correct = np.stack([np.array(c, dtype=float) for c in g["correct"]])  # seeds x problems
+        gain, lo, hi = paired_bootstrap_ci(base, runs_correct.mean(axis=0), n_boot=boots)
         table.append(
             {
                 **dict(zip(group, cfg if isinstance(cfg, tuple) else (cfg,), strict=True)),
                 "seeds": len(g),
-                "gain_pts": 100 * diffs.mean(),
-                "ci_low": 100 * np.quantile(means, 0.025),
-                "ci_high": 100 * np.quantile(means, 0.975),
-                "seed_gains": [round(100 * d.mean(), 1) for d in diffs],
-                "logp_chosen_last": g["logp_chosen_last"].mean(),
+                "gain_pts": round(100 * gain, 1),
+                "ci_low": round(100 * lo, 1),
+                "ci_high": round(100 * hi, 1),
+                "seed_gains": [round(100 * (c - base).mean(), 1) for c in runs_correct],
+                "logp_chosen_last": round(g["logp_chosen_last"].mean(), 2),
             }
         )
     return pd.DataFrame(table).sort_values("gain_pts", ascending=False)

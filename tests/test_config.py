@@ -22,6 +22,12 @@ def test_embedded_demo_config_is_valid():
         (("student: llama-h64-s1100", "student: nobody"), r"train\.student names 'nobody'"),
         (("key: step_coherence", "key: vibes"), r"unknown key 'vibes'"),
         (("fraction: 0.3", "fraction: 3"), r"field 'select\.fraction'"),
+        (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, beta: -1}"), r"'train\.variants\.kto\.beta'"),
+        (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, betta: 1}"), r"cannot override betta"),
+        (("kto: {algorithm: kto, beta: 2.0}", "kto: {seeds: [1]}"), r"cannot override seeds"),
+        (("kto: {algorithm: kto, beta: 2.0}", "dpo: {beta: 1}"), r"'train\.variants\.dpo'.*taken"),
+        (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, batch_size: 1}"), r"variants\.kto\.batch_size'.*KTO"),
+        (("seeds: [0]", "seeds: [1, 1]"), r"field 'train\.seeds': each seed once"),
     ],
 )
 def test_malformed_config_names_the_field(tmp_path, edit, message):
@@ -47,3 +53,13 @@ def test_yaml_syntax_error_gives_the_line(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_variants_resolve_over_the_base_run():
+    cfg = load_config()
+    sets = cfg.train.hyper_sets()
+    assert list(sets) == [cfg.train.algorithm, *cfg.train.variants]
+    kto = sets["kto"]
+    assert kto.algorithm == "kto"
+    # fields a variant does not name are the base run's
+    assert (kto.lr, kto.epochs, kto.nll_weight) == (cfg.train.lr, cfg.train.epochs, cfg.train.nll_weight)

@@ -52,8 +52,20 @@ def test_study_writes_every_table_and_the_summary(clean_workspace):
     ):
         assert len(read(clean_workspace, table)) > 0, table
     summary = (clean_workspace / "reports" / "summary.md").read_text()
-    for heading in ("## Generators", "## Pairs", "## Selections", "## Student before and after DPO"):
+    for heading in (
+        "## Generators",
+        "## Pairs",
+        "## Selections",
+        "## Student before and after preference training",
+    ):
         assert heading in summary
+    runs = read(clean_workspace, "runs")
+    # one run per selection x (base + variant) x seed, each row naming its variant and seed
+    assert len(runs) == 3 * 2 * 2
+    assert set(zip(runs["variant"], runs["algorithm"], strict=True)) == {("dpo", "dpo"), ("kto", "kto")}
+    assert runs.groupby(["variant", "strategy"])["seed"].apply(sorted).map(tuple).eq((0, 1)).all()
+    assert runs["run_id"].is_unique
+    assert "after kto on" in summary and "Seeds 0, 1" in summary and "seeds pooled" in summary
     evals = read(clean_workspace, "evals")
     gens = read(clean_workspace, "generators")
     runs = read(clean_workspace, "runs")

@@ -63,6 +63,10 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
+    if msg.startswith("Value error, "):  # our own validators name the field themselves
+        msg = msg.removeprefix("Value error, ")
+        if msg.startswith(f"{loc}."):
+            return f"{source}: field '{msg.split(':', 1)[0]}':{msg.split(':', 1)[1]}"
     got = first.get("input")
     got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
     more = f"; {len(err.errors()) - 1} more error(s)" if len(err.errors()) > 1 else ""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class _Strict(BaseModel):
@@ -15,10 +15,14 @@ class TrainConfig(_Strict):
     """Preference training of the student: DPO (Rafailov et al. 2023) or KTO (Ethayarajh et al. 2024).
 
     The student is also the reference model; its log-probs on every pair are computed
-    once and cached in the workspace (``cache/refcache``), shared by every run. The demo's
-    values were found by a sweep in the arith world (docs/training.md): off-policy pairs
-    at a small β and no NLL term *lower* accuracy (likelihood displacement); a large β
-    with the RPO NLL term raises it.
+    once and cached in the workspace (``cache/refcache``), shared by every run, variant
+    and seed. The field defaults are the usual values for billion-parameter LLMs; the
+    embedded demo overrides them with the values a sweep found for its tiny students
+    (``scripts/train_sweep.py``, docs/training.md "Sweep"): on off-policy pairs a small β
+    or a large learning rate lowers both likelihoods and accuracy (likelihood
+    displacement), while β=2 with the RPO NLL term at lr 1e-4 raises it.
+
+    One run is trained per selection × (base + ``variants``) × ``seeds``.
     """
 
     algorithm: Literal["dpo", "kto"] = "dpo"
@@ -62,10 +66,50 @@ class TrainConfig(_Strict):
         0, ge=0, description="checkpoint every N steps (resumable after a kill); 0 = never"
     )
     tensorboard: bool = False
-    seed: int = 0
+    seeds: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="one run per seed (batch order, initialisation of LoRA); the report averages them. "
+        "1 seed for a quick look, 3+ before claiming an effect",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="further runs beside the base one, by name: each overrides fields of this section, "
+        "e.g. {kto: {algorithm: kto, beta: 0.5}} or {dpo_b05: {beta: 0.5}}",
+    )
 
     def model_post_init(self, __context: object) -> None:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"train.seeds: each seed once, got {self.seeds}")
         if self.algorithm == "kto" and self.batch_size < 2:
             raise ValueError(
-                "train.batch_size must be >= 2 for KTO: its KL reference point uses other pairs of the batch"
+                "train.batch_size: must be >= 2 for KTO (its KL reference point uses the other "
+                "pairs of the batch)"
             )
+        self.hyper_sets()
+
+    def hyper_sets(self) -> dict[str, TrainConfig]:
+        """The base run (named after its algorithm) and every variant, fully resolved."""
+        base = self.model_dump(exclude={"variants"})
+        out: dict[str, TrainConfig] = {self.algorithm: self}
+        for name, overrides in self.variants.items():
+            if name == self.algorithm:
+                raise ValueError(
+                    f"train.variants.{name}: the name is taken by the base run (its algorithm); choose another"
+                )
+            bad = sorted(set(overrides) - set(base) | ({"student", "selections", "seeds"} & set(overrides)))
+            if bad:
+                raise ValueError(
+                    f"train.variants.{name}: cannot override {', '.join(bad)} "
+                    "(variants change hyper-parameters; the student, selections and seeds are shared)"
+                )
+            try:
+                out[name] = TrainConfig(**{**base, **overrides})
+            except ValidationError as e:
+                err = e.errors()[0]
+                field = ".".join(str(x) for x in err["loc"])
+                msg = err["msg"].removeprefix("Value error, ")
+                if not field and msg.startswith("train."):  # raised by model_post_init
+                    raise ValueError(f"train.variants.{name}.{msg.removeprefix('train.')}") from None
+                raise ValueError(f"train.variants.{name}.{field}: {msg}") from None
+        return out

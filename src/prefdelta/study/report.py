@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from prefdelta.config import StudyConfig
+from prefdelta.evaluate.stats import paired_bootstrap_ci
 from prefdelta.judge.dimensions import DIMENSIONS
 
 
@@ -37,6 +38,7 @@ def summary_markdown(
     selections: pd.DataFrame,
     runs: pd.DataFrame,
     evals: pd.DataFrame,
+    eval_samples: pd.DataFrame | None = None,
 ) -> str:
     if "level" in evals.columns:  # benchmark suites add per-benchmark rows; the summary shows suites
         evals = evals[evals["level"].fillna("suite").eq("suite")]
@@ -80,7 +82,7 @@ def summary_markdown(
     out += [
         "## Pairs",
         "",
-        f"{len(pairs)} cross-generator pairs (chosen from the more capable generator).",
+        f"{len(pairs)} {_pairs_description(cfg)}.",
         "",
     ]
     rows = []
@@ -148,32 +150,140 @@ def summary_markdown(
         "",
     ]
 
-    student = cfg.train.student
-    out += [
-        "## Student before and after DPO",
+    out += _training_section(cfg, runs, evals, eval_samples, suites, suite_h)
+    return "\n".join(out)
+
+
+def _pairs_description(cfg: StudyConfig) -> str:
+    pc = cfg.pairs
+    what = {
+        "cross_generator": "cross-generator pairs (chosen from the more capable generator",
+        "within_generator": "within-generator pairs (best against worst sample of one generator",
+        "correctness": "correctness pairs (a correct trace against an incorrect one",
+    }[pc.strategy]
+    if pc.chosen:
+        what += "; chosen side: " + ", ".join(pc.chosen)
+    if pc.rejected:
+        what += "; rejected side: " + ", ".join(pc.rejected)
+    if sorted(pc.quadrants) != ["CC", "CW", "WC", "WW"]:
+        what += "; quadrants " + ", ".join(pc.quadrants)
+    return what + ")"
+
+
+def _hyper_text(vc) -> str:
+    text = f"{vc.algorithm.upper()}"
+    if vc.algorithm == "dpo" and vc.loss_type != "sigmoid":
+        text += f" ({vc.loss_type})"
+    text += (
+        f", β={vc.beta}, lr={vc.lr}, epochs={vc.epochs}, batch {vc.batch_size}, NLL weight {vc.nll_weight}"
+    )
+    if vc.algorithm == "kto" and (vc.desirable_weight, vc.undesirable_weight) != (1.0, 1.0):
+        text += f", λD={vc.desirable_weight}, λU={vc.undesirable_weight}"
+    return text
+
+
+def _per_problem(eval_samples: pd.DataFrame, model_ids: list[str], suite: str) -> pd.Series | None:
+    """Per-problem correctness of ``model_ids`` on ``suite``, averaged over the models (seeds)."""
+    if "correct" not in eval_samples.columns or "problem_id" not in eval_samples.columns:
+        return None
+    sub = eval_samples[eval_samples["model_id"].isin(model_ids) & (eval_samples["suite"] == suite)]
+    if sub.empty or sub["model_id"].nunique() != len(model_ids):
+        return None
+    return sub.assign(correct=sub["correct"].astype(float)).groupby("problem_id")["correct"].mean()
+
+
+def _delta(a: pd.Series | None, b: pd.Series | None) -> tuple[float, float, float] | None:
+    if a is None or b is None:
+        return None
+    common = a.index.intersection(b.index)
+    if len(common) == 0:
+        return None
+    return paired_bootstrap_ci(a.loc[common].to_numpy(), b.loc[common].to_numpy())
+
+
+def _delta_text(d: tuple[float, float, float] | None) -> str:
+    if d is None:
+        return "–"
+    return f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+
+
+def _verdict(d: tuple[float, float, float] | None) -> str:
+    if d is None:
+        return "not measured"
+    if d[1] > 0:
+        return "a gain (interval above 0)"
+    if d[2] < 0:
+        return "a loss (interval below 0)"
+    return "not distinguishable from 0"
+
+
+def _training_section(
+    cfg: StudyConfig,
+    runs: pd.DataFrame,
+    evals: pd.DataFrame,
+    eval_samples: pd.DataFrame | None,
+    suites: list[str],
+    suite_h: list[str],
+) -> list[str]:
+    """Before/after table per (variant, selection), seeds averaged, with paired intervals."""
+    tc = cfg.train
+    student = tc.student
+    variants = tc.hyper_sets()
+    samples = eval_samples if eval_samples is not None else pd.DataFrame(columns=["model_id", "suite"])
+    if "variant" not in runs.columns:
+        runs = runs.assign(variant=runs["algorithm"])
+    out = [
+        "## Student before and after preference training",
         "",
-        f"Student `{student}` trained with DPO (β={cfg.train.beta}, lr={cfg.train.lr}, "
-        f"epochs={cfg.train.epochs}, batch {cfg.train.batch_size}, NLL weight {cfg.train.nll_weight}).",
+        f"Student `{student}` (also the reference model). Runs: "
+        + "; ".join(f"`{name}` = {_hyper_text(vc)}" for name, vc in variants.items())
+        + ". "
+        + (
+            f"Seeds {', '.join(map(str, tc.seeds))}: accuracies are means over seeds (range in brackets); "
+            if len(tc.seeds) > 1
+            else f"One seed ({tc.seeds[0]}): a single run per row, so read the intervals with care; "
+        )
+        + "Δ is the difference against the base student in points with a paired-bootstrap 95% interval "
+        "(problems resampled, seeds pooled).",
         "",
     ]
-    rrows = [["before (base)", "–", *[_acc_cell(evals, student, s) for s in suites]]]
-    for _, r in runs.iterrows():
-        rrows.append(
-            [
-                f"after DPO on {r['selection_id']}",
-                str(r["n_pairs"]),
-                *[_acc_cell(evals, r["run_id"], s) for s in suites],
-            ]
-        )
-    out += [_table(["model", "pairs", *suite_h], rrows), ""]
-    base = evals[evals["model_id"] == student].set_index("suite")["value"]
+    header = ["model", "pairs", "seeds"]
+    for s, h in zip(suites, suite_h, strict=True):
+        header += [h.replace(" [95% CI]", ""), f"Δ {s} [95% CI]"]
+    rows = [["before (base)", "–", "–"]]
+    for s in suites:
+        rows[0] += [_acc_cell(evals, student, s), "–"]
+    base = {s: _per_problem(samples, [student], s) for s in suites}
+    per_run: dict[tuple[str, str], dict[str, pd.Series | None]] = {}
     findings = []
-    for _, r in runs.iterrows():
-        after = evals[evals["model_id"] == r["run_id"]].set_index("suite")["value"]
-        diffs = ", ".join(
-            f"{s} {100 * (after.get(s, float('nan')) - base.get(s, float('nan'))):+.1f} points"
-            for s in suites
-        )
-        findings.append(f"- DPO on `{r['selection_id']}`: {diffs} against the base student.")
+    for (variant, selection_id), g in runs.groupby(["variant", "selection_id"], sort=False):
+        ids = list(g["run_id"])
+        row = [f"after {variant} on {selection_id}", str(int(g["n_pairs"].iloc[0])), str(len(ids))]
+        per_run[(variant, g["strategy"].iloc[0])] = {s: _per_problem(samples, ids, s) for s in suites}
+        parts = []
+        for s in suites:
+            vals = evals[evals["model_id"].isin(ids) & (evals["suite"] == s)]["value"]
+            acc = (
+                f"{_pct(vals.mean())} [{_pct(vals.min())}–{_pct(vals.max())}]"
+                if len(vals) > 1
+                else (_pct(vals.mean()) if len(vals) else "–")
+            )
+            d = _delta(base[s], per_run[(variant, g["strategy"].iloc[0])][s])
+            row += [acc, _delta_text(d)]
+            parts.append(f"{s} {_delta_text(d)} points, {_verdict(d)}")
+        rows.append(row)
+        findings.append(f"- `{variant}` on `{selection_id}`: " + "; ".join(parts) + ".")
+    out += [_table(header, rows), ""]
     out += ["As measured (no effect is claimed beyond these numbers and their intervals):", "", *findings, ""]
-    return "\n".join(out)
+    contrasts = []
+    for variant in variants:
+        for a, b in (("random", "top"), ("all", "top")):
+            if (variant, a) in per_run and (variant, b) in per_run:
+                parts = [
+                    f"{s} {_delta_text(_delta(per_run[(variant, a)][s], per_run[(variant, b)][s]))} points"
+                    for s in suites
+                ]
+                contrasts.append(f"- `{variant}`: {b} − {a}: " + "; ".join(parts) + ".")
+    if contrasts:
+        out += ["Selections against each other (paired, seeds pooled):", "", *contrasts, ""]
+    return out

@@ -24,8 +24,65 @@ def hyper_from_config(tc) -> TrainHyper:
     return TrainHyper(**{k: v for k, v in tc.model_dump().items() if k in names})
 
 
+def _one_run(
+    ws: Workspace,
+    student: pd.Series,
+    variant: str,
+    hp: TrainHyper,
+    selection_id: str,
+    strategy: str,
+    chosen_pairs: pd.DataFrame,
+    traces: pd.DataFrame,
+    problems: pd.DataFrame,
+) -> dict[str, object]:
+    """Train (or reuse) one run and return its ``runs`` row."""
+    key = stable_hash(student["key"], dataclasses.asdict(hp), list(chosen_pairs.index), length=8)
+    run_id = f"{variant}-{selection_id}-s{hp.seed}-{key}"
+    run_dir = ws.runs_dir / run_id
+    done = run_dir / "final" / "config.json"
+    report_file = run_dir / "truncation.json"
+    if not done.exists():
+        prompts = problems.loc[chosen_pairs["problem_id"], "prompt"].tolist()
+        chosen = traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist()
+        rejected = traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist()
+        steps = -(-len(prompts) // (hp.batch_size * hp.grad_accum)) * hp.epochs
+        with bar(f"train: {variant} on {selection_id}, seed {hp.seed}", steps) as advance:
+            _, report = dpo.train_on_texts(
+                student["path"],
+                prompts,
+                chosen,
+                rejected,
+                hp,
+                run_dir,
+                progress=lambda s, t: advance(1),
+                ref_cache_root=ws.cache_dir / "refcache",
+            )
+        report_file.write_text(
+            json.dumps({"truncated": len(report.truncated), "dropped": len(report.dropped)})
+        )
+    trunc = json.loads(report_file.read_text()) if report_file.exists() else {}
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    return {
+        "run_id": run_id,
+        "algorithm": hp.algorithm,
+        "variant": variant,
+        "base_model": student.name,
+        "selection_id": selection_id,
+        "strategy": strategy,
+        "n_pairs": len(chosen_pairs),
+        "hyper": json.dumps(dataclasses.asdict(hp)),
+        "seed": hp.seed,
+        "checkpoint": str(run_dir / "final"),
+        "metrics": str(run_dir / "metrics.jsonl"),
+        "final_loss": last["loss"],
+        "final_margin": last["margin"],
+        "n_truncated": int(trunc.get("truncated", 0)),
+        "n_dropped": int(trunc.get("dropped", 0)),
+    }
+
+
 def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageResult:
-    """Train the student with DPO or KTO on each configured selection; write ``runs``.
+    """Train the student on each configured selection, for each variant and seed; write ``runs``.
 
     Reference log-probs are shared across runs through ``<workspace>/cache/refcache``;
     a run whose ``final/`` exists is reused, a killed one resumes from its checkpoint.
@@ -41,7 +98,6 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
         if tc.student not in zoo.index:
             raise UserError(f"train.student {tc.student!r} is not in the zoo (have: {', '.join(zoo.index)})")
         student = zoo.loc[tc.student]
-        hp = hyper_from_config(tc)
         rows = []
         for strategy in tc.selections:
             ids = sel[sel["strategy"] == strategy]
@@ -52,50 +108,14 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
                 )
             selection_id = ids["selection_id"].iloc[0]
             chosen_pairs = pairs.loc[ids["pair_id"]]
-            key = stable_hash(student["key"], dataclasses.asdict(hp), list(ids["pair_id"]), length=8)
-            run_id = f"{tc.algorithm}-{selection_id}-{key}"
-            run_dir = ws.runs_dir / run_id
-            done = run_dir / "final" / "config.json"
-            report_file = run_dir / "truncation.json"
-            if not done.exists():
-                prompts = problems.loc[chosen_pairs["problem_id"], "prompt"].tolist()
-                chosen = traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist()
-                rejected = traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist()
-                steps = -(-len(prompts) // (hp.batch_size * hp.grad_accum)) * hp.epochs
-                with bar(f"train: {tc.algorithm.upper()} on {selection_id}", steps) as advance:
-                    _, report = dpo.train_on_texts(
-                        student["path"],
-                        prompts,
-                        chosen,
-                        rejected,
-                        hp,
-                        run_dir,
-                        progress=lambda s, t: advance(1),
-                        ref_cache_root=ws.cache_dir / "refcache",
+            for variant, vc in tc.hyper_sets().items():
+                for seed in tc.seeds:
+                    hp = dataclasses.replace(hyper_from_config(vc), seed=seed)
+                    rows.append(
+                        _one_run(
+                            ws, student, variant, hp, selection_id, strategy, chosen_pairs, traces, problems
+                        )
                     )
-                report_file.write_text(
-                    json.dumps({"truncated": len(report.truncated), "dropped": len(report.dropped)})
-                )
-            trunc = json.loads(report_file.read_text()) if report_file.exists() else {}
-            last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "algorithm": tc.algorithm,
-                    "base_model": tc.student,
-                    "selection_id": selection_id,
-                    "strategy": strategy,
-                    "n_pairs": len(chosen_pairs),
-                    "hyper": json.dumps(dataclasses.asdict(hp)),
-                    "seed": tc.seed,
-                    "checkpoint": str(run_dir / "final"),
-                    "metrics": str(run_dir / "metrics.jsonl"),
-                    "final_loss": last["loss"],
-                    "final_margin": last["margin"],
-                    "n_truncated": int(trunc.get("truncated", 0)),
-                    "n_dropped": int(trunc.get("dropped", 0)),
-                }
-            )
         ws.write_table("runs", pd.DataFrame(rows))
         return ["runs"], [Path(r["checkpoint"]) for r in rows], f"({len(rows)} runs)"
 
