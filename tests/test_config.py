@@ -63,3 +63,26 @@ def test_variants_resolve_over_the_base_run():
     assert kto.algorithm == "kto"
     # fields a variant does not name are the base run's
     assert (kto.lr, kto.epochs, kto.nll_weight) == (cfg.train.lr, cfg.train.epochs, cfg.train.nll_weight)
+
+
+def test_set_overrides_apply_before_validation(tmp_path):
+    cfg = load_config(None, ["train.seeds=[0, 1, 2]", "eval.suites.0.problems.n=50", "train.variants={}"])
+    assert cfg.train.seeds == [0, 1, 2]
+    assert cfg.eval.suites[0].problems.n == 50
+    assert cfg.train.variants == {}
+    assert load_config().train.seeds == [0]  # the embedded config itself is untouched
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.seedz=1", r"with --set train\.seedz=1: field 'train\.seedz'.*not permitted"),
+        ("train.lr=abc", r"field 'train\.lr'.*valid number"),
+        ("trainlr", r"expected KEY=VALUE"),
+        ("eval.suites.7.problems.n=1", r"eval\.suites\.7 needs an index below 2"),
+        ("name.x=1", r"name is a value, not a section"),
+    ],
+)
+def test_bad_set_override_names_it(override, message):
+    with pytest.raises(UserError, match=message):
+        load_config(None, [override])

@@ -6,6 +6,8 @@ typical range. The embedded default study lives in ``prefdelta/data/configs/demo
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,8 +85,48 @@ def parse_config(data: Any, source: str, model: type[BaseModel] = StudyConfig) -
         raise UserError(_format_validation_error(err, source)) from None
 
 
-def load_config(path: str | Path | None = None) -> StudyConfig:
-    """Load a study config from YAML; ``None`` loads the embedded default study."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides on a parsed config: a dotted path (list items by index) and a
+    YAML value, e.g. ``train.seeds=[0,1,2]`` or ``eval.suites.0.problems.n=500``.
+
+    Returns a new mapping; the validation that follows names any field that does not exist.
+    """
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. train.seeds=[0,1,2]")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: the value is not valid YAML") from None
+        node: Any = out
+        parts = key.strip().split(".")
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise UserError(f"--set {item!r}: {where} needs an index below {len(node)}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise UserError(f"--set {item!r}: {'.'.join(parts[:depth])} is a value, not a section")
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Load a study config from YAML; ``None`` loads the embedded default study.
+
+    ``overrides`` are ``KEY=VALUE`` strings applied before validation (:func:`apply_overrides`).
+    """
     if path is None:
         text = resources.files("prefdelta").joinpath("data/configs/demo.yaml").read_text()
         source = "embedded demo.yaml"
@@ -100,6 +142,11 @@ def load_config(path: str | Path | None = None) -> StudyConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{source}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if overrides:
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a mapping of config sections at the top level")
+        data = apply_overrides(data, overrides)
+        source += " with --set " + " ".join(overrides)
     return parse_config(data, source)
 
 
@@ -114,6 +161,7 @@ __all__ = [
     "SuiteConfig",
     "TrainConfig",
     "WorldConfig",
+    "apply_overrides",
     "load_config",
     "parse_config",
 ]

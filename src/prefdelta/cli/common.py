@@ -26,13 +26,25 @@ ConfigOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even when inputs and config are unchanged")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="override a config field, KEY=VALUE with a dotted key and a YAML value "
+        "(repeatable), e.g. --set train.seeds=[0,1,2] --set eval.suites.0.problems.n=500",
+        show_default=False,
+    ),
+]
 
 
-def context(config: Path | None, workspace: Path | None) -> tuple[StudyConfig, Workspace]:
-    """Load the config, open the workspace and set torch threads."""
+def context(
+    config: Path | None, workspace: Path | None, overrides: list[str] | None = None
+) -> tuple[StudyConfig, Workspace]:
+    """Load the config (with ``--set`` overrides), open the workspace and set torch threads."""
     import torch
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides or ())
     torch.set_num_threads(cfg.threads)
     return cfg, Workspace(workspace)
 
@@ -45,11 +57,15 @@ def stage_app(name: str, help_text: str) -> typer.Typer:
 
     @app.callback(invoke_without_command=True)
     def _run(
-        ctx: typer.Context, config: ConfigOpt = None, workspace: WorkspaceOpt = None, force: ForceOpt = False
+        ctx: typer.Context,
+        config: ConfigOpt = None,
+        workspace: WorkspaceOpt = None,
+        force: ForceOpt = False,
+        overrides: SetOpt = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
-        cfg, ws = context(config, workspace)
+        cfg, ws = context(config, workspace, overrides)
         STAGES[name](ws, cfg, force=force)
 
     _run.__doc__ = help_text

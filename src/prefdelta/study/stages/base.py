@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from prefdelta.hashing import stable_hash
 from prefdelta.progress import info
-from prefdelta.workspace import Workspace
+from prefdelta.workspace import Workspace, code_version
 from prefdelta.worlds import arith
 
 
@@ -32,6 +34,10 @@ def run_stage(
     body: Callable[[], tuple[list[str], list[Path], str]],
     force: bool = False,
 ) -> StageResult:
+    # The stage's own module (where ``body`` is defined) is part of its code version too.
+    stage_module = sys.modules.get(getattr(body, "__module__", ""), None)
+    if stage_module is not None:
+        version = stable_hash(version, code_version(stage_module))
     key = ws.stage_key(stage, inputs, config, version)
     if not force and ws.is_fresh(stage, key):
         info(f"[dim]{stage}: up to date, skipped[/dim]")

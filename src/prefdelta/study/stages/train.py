@@ -37,7 +37,7 @@ def _one_run(
 ) -> dict[str, object]:
     """Train (or reuse) one run and return its ``runs`` row."""
     key = stable_hash(student["key"], dataclasses.asdict(hp), list(chosen_pairs.index), length=8)
-    run_id = f"{variant}-{selection_id}-s{hp.seed}-{key}"
+    run_id = f"{variant}-{selection_id}-seed{hp.seed}-{key}"
     run_dir = ws.runs_dir / run_id
     done = run_dir / "final" / "config.json"
     report_file = run_dir / "truncation.json"
