@@ -186,7 +186,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_study_stages_write_the_selections_train_expects(tmp_path):
-    cfg = load_config(None)
+    cfg = load_config(None, ["pairs.chosen=[]"])  # the synthetic accuracies are random
     traces, judgments, gens = synth(
         n_problems=30, gens=("llama-h64-s1500", "llama-h64-s600", "gpt2-h64-s600")
     )

@@ -67,7 +67,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     msg = first["msg"]
     if msg.startswith("Value error, "):  # our own validators name the field themselves
         msg = msg.removeprefix("Value error, ")
-        if msg.startswith(f"{loc}."):
+        if msg.startswith(f"{loc}.") and ":" in msg:
             return f"{source}: field '{msg.split(':', 1)[0]}':{msg.split(':', 1)[1]}"
     got = first.get("input")
     got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
