@@ -22,11 +22,17 @@ def test_embedded_demo_config_is_valid():
         (("student: llama-h64-s1100", "student: nobody"), r"train\.student names 'nobody'"),
         (("key: step_coherence", "key: vibes"), r"unknown key 'vibes'"),
         (("fraction: 0.3", "fraction: 3"), r"field 'select\.fraction'"),
-        (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, beta: -1}"), r"'train\.variants\.kto\.beta'"),
+        (
+            ("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, beta: -1}"),
+            r"'train\.variants\.kto\.beta'",
+        ),
         (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, betta: 1}"), r"cannot override betta"),
         (("kto: {algorithm: kto, beta: 2.0}", "kto: {seeds: [1]}"), r"cannot override seeds"),
         (("kto: {algorithm: kto, beta: 2.0}", "dpo: {beta: 1}"), r"'train\.variants\.dpo'.*taken"),
-        (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, batch_size: 1}"), r"variants\.kto\.batch_size'.*KTO"),
+        (
+            ("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, batch_size: 1}"),
+            r"variants\.kto\.batch_size'.*KTO",
+        ),
         (("seeds: [0]", "seeds: [1, 1]"), r"field 'train\.seeds': each seed once"),
     ],
 )
