@@ -126,3 +126,28 @@ def test_bad_input_is_a_clear_error():
         select.select_quadrant(make_pairs(), ["XY"])
     with pytest.raises(ValueError, match="unknown key"):
         SelectConfig(key="charm")
+
+
+def test_one_selection_per_generator_pair_of_equal_size():
+    p = make_pairs(300)
+    rng = np.random.default_rng(1)
+    gens = rng.choice([("a", "b"), ("a", "c"), ("b", "c")], size=len(p), p=[0.5, 0.3, 0.2])
+    p["chosen_generator"] = [g[0] for g in gens]
+    p["rejected_generator"] = [g[1] for g in gens]
+    smallest = p.groupby(["chosen_generator", "rejected_generator"]).size().min()
+    sel = select.select_by_generator_pair(p, seed=0)
+    assert set(sel["strategy"]) == {"gen:a>b", "gen:a>c", "gen:b>c"}
+    assert sel.groupby("strategy").size().eq(smallest).all()
+    by_id = p.set_index("pair_id")
+    for strategy, g in sel.groupby("strategy"):
+        a, b = strategy.removeprefix("gen:").split(">")
+        picked = by_id.loc[g["pair_id"]]
+        assert (picked["chosen_generator"] == a).all() and (picked["rejected_generator"] == b).all()
+        assert g["selection_id"].nunique() == 1 and ">" not in g["selection_id"].iloc[0]
+    again = select.select_by_generator_pair(p.sample(frac=1, random_state=3), seed=0)
+    pd.testing.assert_frame_equal(sel.reset_index(drop=True), again.reset_index(drop=True))
+    other = select.select_by_generator_pair(p, seed=1)
+    assert set(other["pair_id"]) != set(sel["pair_id"])
+    assert select.matches("gen:a>b", "gen") and not select.matches("gen:a>b", "top")
+    cfg = SelectConfig(by_generator_pair=True)
+    assert {"top", "random", "all", "gen:a>b"} <= set(select.selections_for(p, cfg)["strategy"])

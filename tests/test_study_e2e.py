@@ -61,12 +61,16 @@ def test_study_writes_every_table_and_the_summary(clean_workspace):
         assert heading in summary
     runs = read(clean_workspace, "runs")
     # one run per selection x (base + variant) x seed, each row naming its variant and seed
-    assert len(runs) == 3 * 2 * 2
+    selections = read(clean_workspace, "selections")
+    n_gen = selections.loc[selections["strategy"].str.startswith("gen:"), "strategy"].nunique()
+    assert n_gen >= 1
+    assert len(runs) == (3 + n_gen) * 2 * 2
     assert set(zip(runs["variant"], runs["algorithm"], strict=True)) == {("dpo", "dpo"), ("kto", "kto")}
     seeds = runs.groupby(["variant", "strategy"])["seed"].apply(lambda x: tuple(sorted(x)))
     assert set(seeds) == {(0, 1)}
     assert runs["run_id"].is_unique
     assert "after kto on" in summary and "Seeds 0, 1" in summary and "seeds pooled" in summary
+    assert "Generator-level delta" in summary
     evals = read(clean_workspace, "evals")
     gens = read(clean_workspace, "generators")
     runs = read(clean_workspace, "runs")

@@ -211,8 +211,53 @@ def select_quadrant(pairs: pd.DataFrame, quadrants: Sequence[str]) -> pd.DataFra
     )
 
 
+GEN_PREFIX = "gen:"
+"""Strategy prefix of the per-generator-pair selections (``gen:<chosen>><rejected>``)."""
+
+
+def select_by_generator_pair(
+    pairs: pd.DataFrame, seed: int = 0, *, k: int | None = None, quadrants: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One selection per (chosen, rejected) generator pair, all of the same size.
+
+    The generator-level ablation: training on each lets a study read the gain as a
+    function of the capability gap with the amount of data held fixed. The size is the
+    smallest group's (or ``k`` when smaller); each group is drawn with its own seeded
+    permutation, ties in ``pair_id`` order as for ``random``.
+    """
+    pool = _pool(pairs, "generator_gap", quadrants)
+    groups = list(pool.groupby(["chosen_generator", "rejected_generator"], sort=True))
+    n = min(len(g) for _, g in groups)
+    if k is not None:
+        n = _size(n, None, k)
+    parts = []
+    for (a, b), g in groups:
+        ids = np.sort(g["pair_id"].to_numpy(dtype=str))
+        rng = np.random.default_rng(int(stable_hash("gen", seed, a, b, length=8), 16))
+        rec = _record(
+            np.sort(ids[rng.permutation(len(ids))[:n]]),
+            f"{GEN_PREFIX}{a}>{b}",
+            "generator_gap",
+            None,
+            n,
+            seed,
+            False,
+            quadrants,
+        )
+        rec["selection_id"] = f"gen-{a}-over-{b}-k{n}-s{seed}"
+        parts.append(rec)
+    return pd.concat(parts, ignore_index=True)
+
+
+def matches(strategy: str, name: str) -> bool:
+    """Whether a selection's ``strategy`` is the one ``train.selections`` names: ``gen``
+    names every per-generator-pair selection."""
+    return strategy == name or (name == "gen" and strategy.startswith(GEN_PREFIX))
+
+
 def selections_for(pairs: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:
-    """The selections a :class:`SelectConfig` asks for: top, random, all (and bottom).
+    """The selections a :class:`SelectConfig` asks for: top, random, all (and bottom, and
+    one per generator pair).
 
     One selection per strategy, so the train stage can name them by strategy.
     """
@@ -223,4 +268,6 @@ def selections_for(pairs: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:
         parts.append(select_top(pairs, cfg.key, cfg.fraction, bottom=True, **common))
     parts.append(select_random(pairs, cfg.fraction, cfg.seed, key=cfg.key, **common))
     parts.append(select_all(pairs, quads))
+    if cfg.by_generator_pair:
+        parts.append(select_by_generator_pair(pairs, cfg.seed, k=cfg.k, quadrants=quads))
     return pd.concat(parts, ignore_index=True)

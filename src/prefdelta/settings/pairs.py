@@ -125,6 +125,12 @@ class SelectConfig(_Strict):
         min_length=1,
         description="restrict the pool to these correctness quadrants (the reference ablation)",
     )
+    by_generator_pair: bool = Field(
+        False,
+        description="also write one selection per (chosen, rejected) generator pair, all of the "
+        "smallest group's size (strategies 'gen:<chosen>><rejected>'; train them with "
+        "train.selections: [gen]): the generator-level delta ablation",
+    )
 
     @model_validator(mode="after")
     def _known_key(self) -> SelectConfig:

@@ -11,6 +11,7 @@ import pandas as pd
 from prefdelta.config import StudyConfig
 from prefdelta.evaluate.stats import paired_bootstrap_ci
 from prefdelta.judge.dimensions import DIMENSIONS
+from prefdelta.select import GEN_PREFIX
 
 
 def _pct(x: float) -> str:
@@ -150,7 +151,13 @@ def summary_markdown(
         "",
     ]
 
-    out += _training_section(cfg, runs, evals, eval_samples, suites, suite_h)
+    gaps = {
+        f"{GEN_PREFIX}{a}>{b}": float(g)
+        for (a, b), g in pairs.groupby(["chosen_generator", "rejected_generator"])["generator_gap"]
+        .first()
+        .items()
+    }
+    out += _training_section(cfg, runs, evals, eval_samples, suites, suite_h, gaps)
     return "\n".join(out)
 
 
@@ -224,6 +231,7 @@ def _training_section(
     eval_samples: pd.DataFrame | None,
     suites: list[str],
     suite_h: list[str],
+    gaps: dict[str, float] | None = None,
 ) -> list[str]:
     """Before/after table per (variant, selection), seeds averaged, with paired intervals."""
     tc = cfg.train
@@ -286,4 +294,26 @@ def _training_section(
                 contrasts.append(f"- `{variant}`: {b} − {a}: " + "; ".join(parts) + ".")
     if contrasts:
         out += ["Selections against each other (paired, seeds pooled):", "", *contrasts, ""]
+    gen_rows = []
+    for variant in variants:
+        for strategy, gap in sorted((gaps or {}).items(), key=lambda x: x[1]):
+            if (variant, strategy) in per_run:
+                gen_rows.append(
+                    [
+                        variant,
+                        strategy.removeprefix(GEN_PREFIX).replace(">", " > "),
+                        _pct(gap),
+                        *[_delta_text(_delta(base[s], per_run[(variant, strategy)][s])) for s in suites],
+                    ]
+                )
+    if gen_rows:
+        out += [
+            "Generator-level delta: the same number of pairs from each generator pair, by capability gap:",
+            "",
+            _table(
+                ["run", "chosen > rejected", "generator gap (points)", *[f"Δ {s} [95% CI]" for s in suites]],
+                gen_rows,
+            ),
+            "",
+        ]
     return out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prefdelta import select as select_mod
 from prefdelta.config import StudyConfig
 from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
@@ -99,23 +100,34 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
             raise UserError(f"train.student {tc.student!r} is not in the zoo (have: {', '.join(zoo.index)})")
         student = zoo.loc[tc.student]
         rows = []
-        for strategy in tc.selections:
-            ids = sel[sel["strategy"] == strategy]
-            if ids.empty:
+        for name in tc.selections:
+            strategies = [s for s in dict.fromkeys(sel["strategy"]) if select_mod.matches(s, name)]
+            if not strategies:
+                hint = " (set select.by_generator_pair: true)" if name == "gen" else ""
                 raise UserError(
-                    f"train.selections names {strategy!r}, but no such selection exists "
+                    f"train.selections names {name!r}, but no such selection exists{hint} "
                     f"(have: {', '.join(sorted(sel['strategy'].unique()))})"
                 )
-            selection_id = ids["selection_id"].iloc[0]
-            chosen_pairs = pairs.loc[ids["pair_id"]]
-            for variant, vc in tc.hyper_sets().items():
-                for seed in tc.seeds:
-                    hp = dataclasses.replace(hyper_from_config(vc), seed=seed)
-                    rows.append(
-                        _one_run(
-                            ws, student, variant, hp, selection_id, strategy, chosen_pairs, traces, problems
+            for strategy in strategies:
+                ids = sel[sel["strategy"] == strategy]
+                selection_id = ids["selection_id"].iloc[0]
+                chosen_pairs = pairs.loc[ids["pair_id"]]
+                for variant, vc in tc.hyper_sets().items():
+                    for seed in tc.seeds:
+                        hp = dataclasses.replace(hyper_from_config(vc), seed=seed)
+                        rows.append(
+                            _one_run(
+                                ws,
+                                student,
+                                variant,
+                                hp,
+                                selection_id,
+                                strategy,
+                                chosen_pairs,
+                                traces,
+                                problems,
+                            )
                         )
-                    )
         ws.write_table("runs", pd.DataFrame(rows))
         return ["runs"], [Path(r["checkpoint"]) for r in rows], f"({len(rows)} runs)"
 
@@ -124,7 +136,7 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
         "train",
         ["selections", "pairs", "traces", "zoo"],
         tc.model_dump(),
-        code_version(dpo, trainer, losses, logprobs, batching),
+        code_version(dpo, trainer, losses, logprobs, batching, select_mod),
         body,
         force,
     )
