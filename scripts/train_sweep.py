@@ -22,6 +22,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ import torch
 from prefdelta import zoo as zoo_mod
 from prefdelta.evaluate.arith import evaluate_on_problems
 from prefdelta.evaluate.stats import paired_bootstrap_ci
+from prefdelta.study.stages.train import pair_texts
 from prefdelta.train.dpo import train_on_texts
 from prefdelta.train.trainer import TrainHyper
 from prefdelta.workspace import Workspace
@@ -40,16 +42,14 @@ VAL_SEED = 13
 HYPER_FIELDS = {f.name for f in dataclasses.fields(TrainHyper)}
 
 
-def _pairs_of(ws: Workspace, strategy: str) -> tuple[list[str], list[str], list[str]]:
+def _pairs_of(ws: Workspace) -> Callable[[str], tuple[list[str], list[str], list[str]]]:
+    """Texts of a selection's pairs, by strategy (the tables are read once)."""
     sel = ws.read_table("selections")
     pairs = ws.read_table("pairs").set_index("pair_id")
     traces = ws.read_table("traces").set_index("trace_id")
     problems = ws.read_table("problems").set_index("problem_id")
-    chosen_pairs = pairs.loc[sel.loc[sel["strategy"] == strategy, "pair_id"]]
-    return (
-        problems.loc[chosen_pairs["problem_id"], "prompt"].tolist(),
-        traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist(),
-        traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist(),
+    return lambda strategy: pair_texts(
+        pairs.loc[sel.loc[sel["strategy"] == strategy, "pair_id"]], traces, problems
     )
 
 
@@ -73,8 +73,9 @@ def run(ws_dir: Path, grid: dict[str, list], out: Path, student: str, n_val: int
             f.write(json.dumps({"key": "base", "correct": base, "acc": float(np.mean(base))}) + "\n")
     selections = grid.pop("selection", ["all"])
     names = list(grid)
+    texts_of = _pairs_of(ws)
     for strategy in selections:
-        texts = _pairs_of(ws, strategy)
+        texts = texts_of(strategy)
         for values in itertools.product(*grid.values()):
             cfg = dict(zip(names, values, strict=True))
             key = json.dumps({"selection": strategy, **cfg}, sort_keys=True)

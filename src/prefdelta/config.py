@@ -67,8 +67,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     msg = first["msg"]
     if msg.startswith("Value error, "):  # our own validators name the field themselves
         msg = msg.removeprefix("Value error, ")
-        if msg.startswith(f"{loc}.") and ":" in msg:
-            return f"{source}: field '{msg.split(':', 1)[0]}':{msg.split(':', 1)[1]}"
+        field, colon, rest = msg.partition(":")
+        if field.startswith(f"{loc}.") and colon:
+            return f"{source}: field '{field}':{rest}"
     got = first.get("input")
     got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
     more = f"; {len(err.errors()) - 1} more error(s)" if len(err.errors()) > 1 else ""

@@ -117,6 +117,7 @@ def _record(
     seed: int,
     stratify: bool = False,
     quadrants: Sequence[str] | None = None,
+    selection_id: str | None = None,
 ) -> pd.DataFrame:
     if len(ids) == 0:
         raise UserError(
@@ -125,7 +126,8 @@ def _record(
     quads = ",".join(quadrants) if quadrants is not None else ",".join(QUADRANTS)
     return pd.DataFrame(
         {
-            "selection_id": _selection_id(strategy, key, fraction, k, seed, stratify, quadrants),
+            "selection_id": selection_id
+            or _selection_id(strategy, key, fraction, k, seed, stratify, quadrants),
             "strategy": strategy,
             "key": key,
             "fraction": float("nan") if fraction is None else float(fraction),
@@ -243,8 +245,8 @@ def select_by_generator_pair(
             seed,
             False,
             quadrants,
+            selection_id=f"gen-{a}-over-{b}-k{n}-s{seed}",  # no '>' or ':' in run folder names
         )
-        rec["selection_id"] = f"gen-{a}-over-{b}-k{n}-s{seed}"
         parts.append(rec)
     return pd.concat(parts, ignore_index=True)
 

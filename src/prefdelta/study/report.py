@@ -12,6 +12,7 @@ from prefdelta.config import StudyConfig
 from prefdelta.evaluate.stats import paired_bootstrap_ci
 from prefdelta.judge.dimensions import DIMENSIONS
 from prefdelta.select import GEN_PREFIX
+from prefdelta.settings.pairs import QUADRANTS
 
 
 def _pct(x: float) -> str:
@@ -172,7 +173,7 @@ def _pairs_description(cfg: StudyConfig) -> str:
         what += "; chosen side: " + ", ".join(pc.chosen)
     if pc.rejected:
         what += "; rejected side: " + ", ".join(pc.rejected)
-    if sorted(pc.quadrants) != ["CC", "CW", "WC", "WW"]:
+    if set(pc.quadrants) != set(QUADRANTS):
         what += "; quadrants " + ", ".join(pc.quadrants)
     return what + ")"
 
@@ -263,11 +264,14 @@ def _training_section(
         rows[0] += [_acc_cell(evals, student, s), "–"]
     base = {s: _per_problem(samples, [student], s) for s in suites}
     per_run: dict[tuple[str, str], dict[str, pd.Series | None]] = {}
+    against_base: dict[tuple[str, str], dict[str, tuple[float, float, float] | None]] = {}
     findings = []
     for (variant, selection_id), g in runs.groupby(["variant", "selection_id"], sort=False):
         ids = list(g["run_id"])
         row = [f"after {variant} on {selection_id}", str(int(g["n_pairs"].iloc[0])), str(len(ids))]
-        per_run[(variant, g["strategy"].iloc[0])] = {s: _per_problem(samples, ids, s) for s in suites}
+        run_key = (variant, g["strategy"].iloc[0])
+        per_run[run_key] = {s: _per_problem(samples, ids, s) for s in suites}
+        against_base[run_key] = {s: _delta(base[s], per_run[run_key][s]) for s in suites}
         parts = []
         for s in suites:
             vals = evals[evals["model_id"].isin(ids) & (evals["suite"] == s)]["value"]
@@ -276,7 +280,7 @@ def _training_section(
                 if len(vals) > 1
                 else (_pct(vals.mean()) if len(vals) else "–")
             )
-            d = _delta(base[s], per_run[(variant, g["strategy"].iloc[0])][s])
+            d = against_base[run_key][s]
             row += [acc, _delta_text(d)]
             parts.append(f"{s} {_delta_text(d)} points, {_verdict(d)}")
         rows.append(row)
@@ -297,13 +301,13 @@ def _training_section(
     gen_rows = []
     for variant in variants:
         for strategy, gap in sorted((gaps or {}).items(), key=lambda x: x[1]):
-            if (variant, strategy) in per_run:
+            if (variant, strategy) in against_base:
                 gen_rows.append(
                     [
                         variant,
                         strategy.removeprefix(GEN_PREFIX).replace(">", " > "),
                         _pct(gap),
-                        *[_delta_text(_delta(base[s], per_run[(variant, strategy)][s])) for s in suites],
+                        *[_delta_text(against_base[(variant, strategy)][s]) for s in suites],
                     ]
                 )
     if gen_rows:

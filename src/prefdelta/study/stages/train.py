@@ -25,6 +25,17 @@ def hyper_from_config(tc) -> TrainHyper:
     return TrainHyper(**{k: v for k, v in tc.model_dump().items() if k in names})
 
 
+def pair_texts(
+    chosen_pairs: pd.DataFrame, traces: pd.DataFrame, problems: pd.DataFrame
+) -> tuple[list[str], list[str], list[str]]:
+    """Prompts, chosen and rejected texts of ``chosen_pairs`` (traces and problems indexed by id)."""
+    return (
+        problems.loc[chosen_pairs["problem_id"], "prompt"].tolist(),
+        traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist(),
+        traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist(),
+    )
+
+
 def _one_run(
     ws: Workspace,
     student: pd.Series,
@@ -43,9 +54,7 @@ def _one_run(
     done = run_dir / "final" / "config.json"
     report_file = run_dir / "truncation.json"
     if not done.exists():
-        prompts = problems.loc[chosen_pairs["problem_id"], "prompt"].tolist()
-        chosen = traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist()
-        rejected = traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist()
+        prompts, chosen, rejected = pair_texts(chosen_pairs, traces, problems)
         steps = -(-len(prompts) // (hp.batch_size * hp.grad_accum)) * hp.epochs
         with bar(f"train: {variant} on {selection_id}, seed {hp.seed}", steps) as advance:
             _, report = dpo.train_on_texts(
@@ -99,6 +108,7 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
         if tc.student not in zoo.index:
             raise UserError(f"train.student {tc.student!r} is not in the zoo (have: {', '.join(zoo.index)})")
         student = zoo.loc[tc.student]
+        hyper_sets = tc.hyper_sets()
         rows = []
         for name in tc.selections:
             strategies = [s for s in dict.fromkeys(sel["strategy"]) if select_mod.matches(s, name)]
@@ -112,7 +122,7 @@ def stage_train(ws: Workspace, cfg: StudyConfig, force: bool = False) -> StageRe
                 ids = sel[sel["strategy"] == strategy]
                 selection_id = ids["selection_id"].iloc[0]
                 chosen_pairs = pairs.loc[ids["pair_id"]]
-                for variant, vc in tc.hyper_sets().items():
+                for variant, vc in hyper_sets.items():
                     for seed in tc.seeds:
                         hp = dataclasses.replace(hyper_from_config(vc), seed=seed)
                         rows.append(
