@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+from prefdelta.checkpoints import save_model
 from prefdelta.generate.base import Request, Sampling
 from prefdelta.generate.hf import HFBackend
 from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text
-from prefdelta.zoo import ZooModelSpec, build_tokenizer, make_config, save_model, tokenizer_corpus
+from prefdelta.zoo.config import ZooModelSpec
+from prefdelta.zoo.models import build_tokenizer, make_config, tokenizer_corpus
 
 
 def timed(backend: HFBackend, requests: list[Request]) -> tuple[float, int]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from prefdelta import pairs, select
 from prefdelta.judge.dimensions import DIMENSIONS
-from prefdelta.settings.pairs import SelectConfig
+from prefdelta.select.config import SelectConfig
 
 GENERATORS = ("g-small", "g-medium", "g-large", "g-xl")
 PROBLEMS = 5_000

@@ -43,7 +43,8 @@ def make_model(folder: Path, device: str) -> object:
     """A random-init Llama with the arith tokenizer, saved with ``save_pretrained``."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from prefdelta.zoo import build_tokenizer, save_model, tokenizer_corpus
+    from prefdelta.checkpoints import save_model
+    from prefdelta.zoo.models import build_tokenizer, tokenizer_corpus
 
     tok = build_tokenizer(tokenizer_corpus(n=300), vocab_size=400)
     size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)

@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
-from prefdelta import zoo as zoo_mod
 from prefdelta.evaluate.arith import evaluate_on_problems
-from prefdelta.evaluate.stats import paired_bootstrap_ci
 from prefdelta.study.stages.train import pair_texts
+
+from prefdelta.evaluate.stats import paired_bootstrap_ci
 from prefdelta.train.dpo import train_on_texts
 from prefdelta.train.trainer import TrainHyper
 from prefdelta.workspace import Workspace
 from prefdelta.worlds.arith import ArithSpec, make_problems
+from prefdelta.zoo import models as zoo_mod
 
 VAL_SEED = 13
 HYPER_FIELDS = {f.name for f in dataclasses.fields(TrainHyper)}

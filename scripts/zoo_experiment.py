@@ -7,10 +7,12 @@ from pathlib import Path
 
 import torch
 
+from prefdelta.checkpoints import load_model
 from prefdelta.generate.hf import generate_all
 from prefdelta.judge.oracle import is_correct
 from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text
-from prefdelta.zoo import ZooModelSpec, build_tokenizer, load_model, tokenizer_corpus, train_generator
+from prefdelta.zoo.config import ZooModelSpec
+from prefdelta.zoo.models import build_tokenizer, tokenizer_corpus, train_generator
 
 torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
 specs = json.loads(sys.argv[1])

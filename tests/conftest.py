@@ -30,7 +30,7 @@ def shared_datasets() -> Path:
 @pytest.fixture(scope="session")
 def arith_tokenizer():
     """The zoo tokenizer, built from a small arith corpus."""
-    from prefdelta.zoo import build_tokenizer, tokenizer_corpus
+    from prefdelta.zoo.models import build_tokenizer, tokenizer_corpus
 
     return build_tokenizer(tokenizer_corpus(n=300), vocab_size=400)
 
@@ -40,7 +40,9 @@ def tiny_model_dir(tmp_path_factory, arith_tokenizer) -> Path:
     """A random-init tiny Llama with the arith tokenizer, saved with save_pretrained."""
     from transformers import AutoModelForCausalLM
 
-    from prefdelta.zoo import ZooModelSpec, make_config, save_model
+    from prefdelta.checkpoints import save_model
+    from prefdelta.zoo.config import ZooModelSpec
+    from prefdelta.zoo.models import make_config
 
     torch.manual_seed(0)
     spec = ZooModelSpec(id="tiny", family="llama", hidden=32, layers=1, heads=2)
@@ -54,7 +56,8 @@ def tiny_model_dir(tmp_path_factory, arith_tokenizer) -> Path:
 def trained_model_dir(tmp_path_factory, arith_tokenizer) -> Path:
     """A tiny Llama trained briefly on arith traces (weak but not random), saved to a folder."""
     from prefdelta.worlds.arith import ArithSpec, make_problems
-    from prefdelta.zoo import ZooModelSpec, train_generator
+    from prefdelta.zoo.config import ZooModelSpec
+    from prefdelta.zoo.models import train_generator
 
     spec = ZooModelSpec(id="trained", family="llama", hidden=32, layers=1, heads=2, steps=60, warmup=5)
     out = tmp_path_factory.mktemp("models") / "trained-llama"

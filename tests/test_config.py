@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prefdelta.config import load_config
 from prefdelta.errors import UserError
+from prefdelta.study.spec import load_config
 
 
 def test_embedded_demo_config_is_valid():

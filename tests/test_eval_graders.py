@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from prefdelta.evaluate.problems import load_problems
+
 from prefdelta.judge.outcome import grade_choice, grade_many
 
 

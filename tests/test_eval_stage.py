@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from prefdelta.config import load_config
+from prefdelta.study.spec import load_config
 from prefdelta.study.stages import STAGES
 from prefdelta.workspace import Workspace
 

@@ -76,7 +76,7 @@ def test_chat_needs_template(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_generate_all_still_works(tiny_model_dir: Path) -> None:
-    from prefdelta.zoo import load_model
+    from prefdelta.checkpoints import load_model
 
     model, tok = load_model(tiny_model_dir)
     outs = hf.generate_all(

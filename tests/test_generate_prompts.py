@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from prefdelta.config import parse_config
 from prefdelta.errors import UserError
+from prefdelta.generate.config import GeneratorsFile, SamplingSpec
 from prefdelta.generate.prompts import builtin_templates, load_template, template_for_source
-from prefdelta.settings.generate import GeneratorsFile, SamplingSpec
+from prefdelta.study.spec import parse_config
 
 
 def test_builtin_templates_cover_every_source() -> None:

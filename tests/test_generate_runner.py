@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from prefdelta.generate.base import Request, Result
+from prefdelta.generate.config import SamplingSpec
 from prefdelta.generate.hf import HFBackend
 from prefdelta.generate.runner import ERRORS, TRACES, GeneratorRun, generate_traces, trace_id
 from prefdelta.generate.scripted_server import ScriptedServer
-from prefdelta.settings.generate import SamplingSpec
 from prefdelta.workspace import Workspace
 from prefdelta.worlds import arith
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
-from prefdelta.config import load_config
-from prefdelta.generate.scripted_server import ScriptedServer
 from prefdelta.study.stages.generate import stage_generate
 from prefdelta.study.stages.problems import stage_problems
+
+from prefdelta.generate.scripted_server import ScriptedServer
+from prefdelta.study.spec import load_config
 from prefdelta.workspace import Workspace
 
 

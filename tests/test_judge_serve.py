@@ -16,12 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prefdelta.study.stages.judge import stage_judge
 
-from prefdelta.config import load_config
+from prefdelta.judge.config import JudgeConfig, LLMJudgeSettings
 from prefdelta.judge.dimensions import DIMENSIONS
 from prefdelta.judge.rubric import load_rubric, render_prompt
-from prefdelta.settings.judge import JudgeConfig, LLMJudgeSettings
-from prefdelta.study.stages.judge import stage_judge
+from prefdelta.study.spec import load_config
 
 pytestmark = pytest.mark.integration
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from prefdelta.config import load_config, parse_config
-from prefdelta.errors import UserError
-from prefdelta.judge.dimensions import DIMENSIONS
-from prefdelta.settings.judge import JudgeConfig, LLMJudgeSettings
 from prefdelta.study.stages.judge import judge_llm, stage_judge
+
+from prefdelta.errors import UserError
+from prefdelta.judge.config import JudgeConfig, LLMJudgeSettings
+from prefdelta.judge.dimensions import DIMENSIONS
+from prefdelta.study.spec import load_config, parse_config
 from prefdelta.workspace import Workspace
 from prefdelta.worlds import arith
 
@@ -64,7 +64,7 @@ def test_oracle_path_unchanged(tmp_path: Path) -> None:
 
 
 def test_calc_kind_on_gsm8k(tmp_path: Path, shared_datasets: Path) -> None:
-    from prefdelta.pairs import trace_scores
+    from prefdelta.pairs.build import trace_scores
 
     ws = gsm8k_workspace(tmp_path, shared_datasets)
     cfg = load_config().model_copy(update={"judge": JudgeConfig(kind="calc")})

@@ -49,7 +49,8 @@ def test_over_length_pairs_are_truncated_or_dropped_and_reported(arith_tokenizer
 def _families(tiny_model_dir, arith_tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from prefdelta.zoo import ZooModelSpec, make_config
+    from prefdelta.zoo.config import ZooModelSpec
+    from prefdelta.zoo.models import make_config
 
     torch.manual_seed(1)
     gpt2 = AutoModelForCausalLM.from_config(

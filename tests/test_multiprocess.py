@@ -75,7 +75,12 @@ def test_two_processes_match_one(tmp_path, trained_model_dir, hyper):
     subprocess.run(
         [sys.executable, *args, "--out", str(one)], check=True, env=_env(), cwd=ROOT, capture_output=True
     )
-    launch = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "configs/accelerate/cpu_ddp_2.yaml")]
+    launch = [
+        str(ACCELERATE),
+        "launch",
+        "--config_file",
+        str(ROOT / "src/prefdelta/data/accelerate/cpu_ddp_2.yaml"),
+    ]
     proc = subprocess.run(
         [*launch, *args, "--out", str(two)], env=_env(), cwd=ROOT, capture_output=True, text=True
     )

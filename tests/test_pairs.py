@@ -9,7 +9,7 @@ import pytest
 from prefdelta import pairs
 from prefdelta.errors import UserError
 from prefdelta.judge.dimensions import DIMENSIONS
-from prefdelta.settings.pairs import PairsConfig
+from prefdelta.pairs.config import PairsConfig
 
 
 def synth(

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from prefdelta.study.stages.pairs import stage_pairs, stage_select
 
 from prefdelta import pairs
 from prefdelta.cli import main
-from prefdelta.config import load_config
-from prefdelta.study.stages.pairs import stage_pairs, stage_select
+from prefdelta.study.spec import load_config
 from prefdelta.workspace import Workspace
 from test_pairs import synth
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prefdelta.config import load_config
-from prefdelta.study.report import _training_section
+from prefdelta.report.markdown import _training_section
+from prefdelta.study.spec import load_config
 
 
 def _samples(model_id: str, correct: list[bool]) -> pd.DataFrame:

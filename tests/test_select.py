@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefdelta import select
 from prefdelta.errors import UserError
-from prefdelta.settings.pairs import SelectConfig
+from prefdelta.select import strategies as select
+from prefdelta.select.config import SelectConfig
 
 
 def make_pairs(n: int = 200, problems: int = 20, seed: int = 0) -> pd.DataFrame:

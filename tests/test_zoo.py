@@ -8,8 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from prefdelta.checkpoints import save_model
 from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text, reference_trace
-from prefdelta.zoo import ZooModelSpec, encode_examples, make_config, save_model, train_generator
+from prefdelta.zoo.config import ZooModelSpec
+from prefdelta.zoo.models import encode_examples, make_config, train_generator
 
 
 def test_tokenizer_round_trips_text_exactly(arith_tokenizer):

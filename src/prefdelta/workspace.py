@@ -102,6 +102,20 @@ class Workspace:
     def cache_dir(self) -> Path:
         return self._sub("cache")
 
+    def relative(self, path: str | Path) -> str:
+        """``path`` relative to the workspace when it lies inside (tables store these, so a
+        workspace can be moved or copied), else absolute."""
+        p = Path(path).resolve()
+        try:
+            return str(p.relative_to(self.root))
+        except ValueError:
+            return str(p)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path read from a table: relative ones are inside the workspace."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
     def _sub(self, name: str) -> Path:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import typer
 from prefdelta.cli.common import stage_app
 from prefdelta.cli.study import register as register_study
 from prefdelta.errors import UserError
+from prefdelta.study.stages import STAGES
 
 app = typer.Typer(
     name="prefdelta",
@@ -25,31 +26,26 @@ app = typer.Typer(
     add_completion=False,
 )
 
-STAGE_HELP = {
-    "problems": "Write the problems table (arith world: zoo training set, pair problems, eval suites).",
-    "zoo": "Train the generator zoo (tiny causal LMs) once and cache it in the workspace.",
-    "generate": "Sample reasoning traces from every generator on the pair problems.",
-    "judge": "Score every trace along the five reasoning-quality dimensions.",
-    "pairs": "Build preference pairs with generator-level and sample-level deltas.",
-    "select": "Select the pairs to train on (top fraction by a delta, random control, all).",
-    "train": "Train the student with DPO on each selection.",
-    "eval": "Evaluate generators and trained students on in- and out-of-domain suites.",
-    "report": "Write the Markdown summary of the study.",
-}
-for _name, _help in STAGE_HELP.items():
-    # A stage's extra subcommands (e.g. `judge audit`, `pairs stats`, `eval compare`) live
-    # in prefdelta/cli/<stage>_cmds.py as `register(sub_app)`; a module may also build the
-    # sub-app itself (`build_app(help)`) when the bare command takes more options.
+for _stage in STAGES:
+    # A stage's own options and extra subcommands (e.g. `judge audit`, `pairs stats`,
+    # `eval compare`) live in prefdelta/cli/<stage>_cmds.py: `build_app(help)` when the
+    # bare command takes more options than the common ones, `register(sub_app)` for
+    # subcommands.
     try:
-        _module = importlib.import_module(f"prefdelta.cli.{_name}_cmds")
+        _module = importlib.import_module(f"prefdelta.cli.{_stage.name}_cmds")
     except ModuleNotFoundError as _err:
-        if _err.name != f"prefdelta.cli.{_name}_cmds":
+        if _err.name != f"prefdelta.cli.{_stage.name}_cmds":
             raise
-        _sub = stage_app(_name, _help)
+        _sub = stage_app(_stage.name, _stage.help)
     else:
-        _sub = _module.build_app(_help) if hasattr(_module, "build_app") else stage_app(_name, _help)
-        _module.register(_sub)
-    app.add_typer(_sub, name=_name)
+        _sub = (
+            _module.build_app(_stage.help)
+            if hasattr(_module, "build_app")
+            else stage_app(_stage.name, _stage.help)
+        )
+        if hasattr(_module, "register"):
+            _module.register(_sub)
+    app.add_typer(_sub, name=_stage.name)
 register_study(app)
 
 

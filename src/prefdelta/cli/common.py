@@ -1,13 +1,20 @@
-"""Options and helpers shared by every CLI command."""
+"""Options and helpers shared by every CLI command, and the command of one stage.
+
+Every stage command is a thin wrapper over the stage function of the stage table: it
+loads the spec (``--config``; else the spec the workspace last ran with; else the
+defaults), applies ``--set`` overrides and the command's own options (which are
+overrides too, by another name), and calls :func:`prefdelta.study.runner.run_study`
+with that one stage.
+"""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from prefdelta.config import StudyConfig, load_config
 from prefdelta.workspace import Workspace
 
 WorkspaceOpt = Annotated[
@@ -22,7 +29,10 @@ WorkspaceOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="study config YAML [default: the embedded demo study]", show_default=False
+        "--config",
+        "-c",
+        help="study spec YAML [default: the spec the workspace last ran with, else the defaults]",
+        show_default=False,
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="re-run even when inputs and config are unchanged")]
@@ -31,28 +41,71 @@ SetOpt = Annotated[
     typer.Option(
         "--set",
         "-s",
-        help="override a config field, KEY=VALUE with a dotted key and a YAML value "
-        "(repeatable), e.g. --set train.seeds=[0,1,2] --set eval.suites.0.problems.n=500",
+        help="override a spec field, KEY=VALUE with a dotted key and a YAML value "
+        "(repeatable), e.g. --set train.seeds=[0,1,2] --set eval.limit=50",
         show_default=False,
     ),
 ]
 
 
-def context(
-    config: Path | None, workspace: Path | None, overrides: list[str] | None = None
-) -> tuple[StudyConfig, Workspace]:
-    """Load the config (with ``--set`` overrides), open the workspace and set torch threads."""
-    import torch
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """``data[a][b]… = value`` for ``dotted = "a.b…"`` (sections created as needed)."""
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
 
-    cfg = load_config(config, overrides or ())
-    torch.set_num_threads(cfg.threads)
-    return cfg, Workspace(workspace)
+
+def stage_spec(
+    config: Path | None,
+    workspace: Path | None,
+    overrides: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+):  # -> tuple[StudyConfig, Workspace]
+    """The spec a stage command runs with, and the workspace.
+
+    ``options``: dotted keys set by the command's own options (applied after ``--set``).
+    """
+    from prefdelta.configio import apply_overrides, read_yaml_file
+    from prefdelta.study.spec import SPEC_FILE, parse_spec
+
+    ws = Workspace(workspace)
+    recorded = ws.root / SPEC_FILE
+    if config is not None:
+        data, source = read_yaml_file(config, "spec") or {}, str(config)
+    elif recorded.is_file():
+        data, source = read_yaml_file(recorded, "spec") or {}, str(recorded)
+    else:
+        data, source = {}, "the default spec"
+    if not isinstance(data, dict):
+        from prefdelta.errors import UserError
+
+        raise UserError(f"{source}: expected a mapping of config sections at the top level")
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " with --set " + " ".join(overrides)
+    if options:
+        data = copy.deepcopy(data)
+        for key, value in options.items():
+            set_path(data, key, value)
+        source += " with " + ", ".join(f"--{k.rsplit('.', 1)[-1].replace('_', '-')}" for k in options)
+    return parse_spec(data, source), ws
+
+
+def run_one(
+    name: str, config: Path | None, workspace: Path | None, force: bool, overrides, options=None
+) -> None:
+    """Run the stage ``name`` of the spec (the body of every stage command)."""
+    from prefdelta.study.runner import run_study
+    from prefdelta.study.stages import BY_NAME
+
+    cfg, ws = stage_spec(config, workspace, overrides, options)
+    run_study(ws, cfg, force=force, stages=(BY_NAME[name],))
 
 
 def stage_app(name: str, help_text: str) -> typer.Typer:
     """A sub-app whose bare invocation runs the stage; subcommands (audit, stats…) can be added."""
-    from prefdelta.study.stages import STAGES
-
     app = typer.Typer(help=help_text, no_args_is_help=False, invoke_without_command=True)
 
     @app.callback(invoke_without_command=True)
@@ -65,8 +118,7 @@ def stage_app(name: str, help_text: str) -> typer.Typer:
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
-        cfg, ws = context(config, workspace, overrides)
-        STAGES[name](ws, cfg, force=force)
+        run_one(name, config, workspace, force, overrides)
 
     _run.__doc__ = help_text
     return app

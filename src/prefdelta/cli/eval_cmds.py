@@ -1,13 +1,14 @@
-"""``prefdelta eval`` subcommands: run suites on any model, compare two models, lm-eval.
+"""``prefdelta eval``: the eval stage, on the study's models or on any model you name.
 
-The bare ``prefdelta eval`` runs the study's eval stage (arith suites on the zoo and the
-trained students); these subcommands evaluate any model outside a study:
-
-    prefdelta eval run --suite math_id --model ./ckpt --data-dir ../shared/datasets
-    prefdelta eval run --suite code_ood --model adapter/ --base Qwen/Qwen2.5-0.5B
-    prefdelta eval run --suite stem_ood --backend openai --url http://host:8000/v1 --model NAME
+    prefdelta eval -c study.yaml                                   # the study's models and suites
+    prefdelta eval --model ./ckpt --suite math_id --data-dir ../shared/datasets
+    prefdelta eval --model adapter/ --base Qwen/Qwen2.5-0.5B --suite code_ood
+    prefdelta eval --model NAME --backend openai --url http://host:8000/v1 --suite stem_ood
+    prefdelta eval --model ./ckpt --tasks gsm8k,humaneval --limit 20   # lm-evaluation-harness
     prefdelta eval compare MODEL_A MODEL_B
-    prefdelta eval lm-eval --tasks gsm8k,humaneval --model ./ckpt --data-dir ../shared/datasets
+
+With ``--model`` only that model is evaluated (the spec's ``eval.models`` and
+``eval.include`` are replaced); ``--suite`` / ``--tasks`` replace the spec's suites.
 """
 
 from __future__ import annotations
@@ -17,30 +18,8 @@ from typing import Annotated
 
 import typer
 
-from prefdelta.cli.common import ConfigOpt, ForceOpt, WorkspaceOpt, context
+from prefdelta.cli.common import ConfigOpt, ForceOpt, SetOpt, WorkspaceOpt, run_one
 from prefdelta.errors import UserError
-
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model", "-m", help="checkpoint folder, LoRA adapter folder, hub id, or served model name"
-    ),
-]
-BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="hf, vllm or openai")]
-BaseOpt = Annotated[
-    str | None,
-    typer.Option("--base", help="base model of a LoRA adapter [default: from adapter_config.json]"),
-]
-ModelIdOpt = Annotated[
-    str | None, typer.Option("--model-id", help="model_id in the evals table [default: folder name / hub id]")
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", "-d", help="local benchmark mirror [env PREFDELTA_DATA_DIR]")
-]
-LimitOpt = Annotated[
-    int | None, typer.Option("--limit", help="first N problems of each benchmark (smoke runs)")
-]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch threads")]
 
 
 def _show(df, columns: list[str]) -> None:
@@ -52,44 +31,7 @@ def _show(df, columns: list[str]) -> None:
         typer.echo(df[[c for c in columns if c in df]].to_string(index=False))
 
 
-def _lmeval(
-    model: str,
-    tasks: str,
-    backend: str,
-    base: str | None,
-    model_id: str | None,
-    data_dir: Path | None,
-    limit: int | None,
-    batch_size: int,
-    device: str,
-    max_gen_toks: int | None,
-    builtin_tasks: bool,
-    threads: int,
-    workspace: Path | None,
-) -> None:
-    import torch
-
-    from prefdelta.evaluate import lmeval
-    from prefdelta.evaluate.models import ModelSpec, checkpoint_hash
-    from prefdelta.workspace import Workspace
-
-    torch.set_num_threads(threads)
-    spec = ModelSpec(model, backend, base, None, model_id)
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
-    if not names:
-        raise UserError("--tasks: give at least one task (e.g. gsm8k,humaneval)")
-    gen = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
-    results = lmeval.run(
-        spec, names, data_dir or "", limit, batch_size, device, gen, builtin_tasks=builtin_tasks
-    )
-    rows = lmeval.write(Workspace(workspace), results, spec.id, checkpoint_hash(spec))
-    _show(rows, ["suite", "benchmark", "metric", "value", "ci_low", "ci_high", "n"])
-
-
 def build_app(help_text: str) -> typer.Typer:
-    """The ``eval`` sub-app: bare ``prefdelta eval`` runs the study's eval stage, or
-    lm-evaluation-harness with ``--engine lm-eval --tasks … --model …``."""
-
     app = typer.Typer(help=help_text, invoke_without_command=True)
 
     @app.callback(invoke_without_command=True)
@@ -98,105 +40,83 @@ def build_app(help_text: str) -> typer.Typer:
         config: ConfigOpt = None,
         workspace: WorkspaceOpt = None,
         force: ForceOpt = False,
-        engine: Annotated[
-            str,
-            typer.Option("--engine", help="stage: the study's eval stage; lm-eval: lm-evaluation-harness"),
-        ] = "stage",
-        tasks: Annotated[
-            str | None,
-            typer.Option("--tasks", "-t", help="with --engine lm-eval: gsm8k,math500,mmlu_stem,humaneval"),
-        ] = None,
+        overrides: SetOpt = None,
         model: Annotated[
             str | None,
-            typer.Option("--model", "-m", help="with --engine lm-eval: checkpoint folder or hub id"),
+            typer.Option("--model", "-m", help="evaluate this folder, adapter, hub id or served model"),
         ] = None,
-        backend: BackendOpt = "hf",
-        data_dir: DataDirOpt = None,
-        limit: LimitOpt = None,
-        device: Annotated[str, typer.Option("--device", help="with --engine lm-eval: cpu, cuda …")] = "cpu",
-        max_gen_toks: Annotated[
-            int | None,
-            typer.Option("--max-gen-toks", help="with --engine lm-eval: override the tasks' budget"),
+        model_id: Annotated[
+            str | None, typer.Option(help="its model_id [default: folder name / hub id]")
+        ] = None,
+        backend: Annotated[str, typer.Option("--backend", "-b", help="hf, vllm or openai")] = "hf",
+        base: Annotated[str | None, typer.Option(help="base model of a LoRA adapter")] = None,
+        url: Annotated[str | None, typer.Option(help="backend openai: the server's /v1 base URL")] = None,
+        suite: Annotated[
+            list[str] | None, typer.Option("--suite", help="built-in suite name or YAML path (repeatable)")
+        ] = None,
+        tasks: Annotated[str | None, typer.Option("--tasks", help="lm-eval tasks, comma-separated")] = None,
+        data_dir: Annotated[
+            Path | None, typer.Option("--data-dir", "-d", help="local benchmark mirror")
+        ] = None,
+        limit: Annotated[int | None, typer.Option(help="first N problems of each benchmark")] = None,
+        max_tokens: Annotated[int | None, typer.Option(help="generation budget of every benchmark")] = None,
+        samples: Annotated[
+            int | None, typer.Option(help="samples per problem (avg@k / pass@k benchmarks)")
+        ] = None,
+        temperature: Annotated[
+            float | None, typer.Option(help="sampling temperature of every benchmark")
+        ] = None,
+        batch_size: Annotated[int | None, typer.Option(help="hf backend batch size")] = None,
+        workers: Annotated[
+            int | None, typer.Option(help="code sandboxes / grading processes at once")
         ] = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
-        if engine == "stage":
-            from prefdelta.study.stages import STAGES
+        options: dict[str, object] = {}
+        if model is not None:
+            from prefdelta.evaluate.models import ModelSpec
 
-            cfg, ws = context(config, workspace)
-            STAGES["eval"](ws, cfg, force=force)
-        elif engine == "lm-eval":
-            if not tasks or not model:
-                raise UserError(
-                    "--engine lm-eval needs --tasks (e.g. gsm8k,humaneval) and --model (a checkpoint folder)"
-                )
-            _lmeval(
-                model,
-                tasks,
-                backend,
-                None,
-                None,
-                data_dir,
-                limit,
-                8,
-                device,
-                max_gen_toks,
-                False,
-                2,
-                workspace,
+            mid = model_id or ModelSpec(model, backend, base, url).id
+            entry = {"id": mid, "model": model, "backend": backend, "base": base, "url": url}
+            options["eval.models"] = [{k: v for k, v in entry.items() if v is not None}]
+            options["eval.include"] = []
+        entries: list[object] = list(suite or [])
+        entries += [{"lm_eval": t.strip()} for t in (tasks or "").split(",") if t.strip()]
+        if entries:
+            options["eval.suites"] = entries
+        elif model is not None:
+            raise UserError(
+                "--model: name what to run it on with --suite (e.g. math_id) or --tasks (lm-eval)"
             )
-        else:
-            raise UserError(f"--engine must be 'stage' or 'lm-eval', got {engine!r}")
+        for key, value in (
+            ("eval.limit", limit),
+            ("eval.max_tokens", max_tokens),
+            ("eval.samples", samples),
+            ("eval.temperature", temperature),
+            ("eval.batch_size", batch_size),
+            ("eval.sandbox_workers", workers),
+            ("data_dir", str(data_dir) if data_dir else None),
+        ):
+            if value is not None:
+                options[key] = value
+        run_one("eval", config, workspace, force, overrides, options)
+        if model is not None:
+            from prefdelta.workspace import Workspace
+
+            evals = Workspace(workspace).read_table("evals")
+            mid = options["eval.models"][0]["id"]  # type: ignore[index]
+            _show(
+                evals[evals["model_id"] == mid],
+                ["suite", "benchmark", "level", "metric", "value", "ci_low", "ci_high", "n"],
+            )
 
     _run.__doc__ = help_text
     return app
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``run``, ``compare``, ``lm-eval``, ``suites`` and ``sandbox`` to ``prefdelta eval``."""
-
-    @app.command("run")
-    def run_cmd(
-        model: ModelOpt,
-        suite: Annotated[list[str], typer.Option("--suite", "-s", help="built-in suite name or YAML path")],
-        backend: BackendOpt = "hf",
-        base: BaseOpt = None,
-        url: Annotated[
-            str | None, typer.Option("--url", help="base URL of a served model (backend openai)")
-        ] = None,
-        model_id: ModelIdOpt = None,
-        data_dir: DataDirOpt = None,
-        limit: LimitOpt = None,
-        workers: Annotated[int, typer.Option("--workers", help="grading processes / sandboxes at once")] = 2,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="hf backend batch size")] = 32,
-        threads: ThreadsOpt = 2,
-        workspace: WorkspaceOpt = None,
-    ) -> None:
-        """Evaluate one model on suites; rows go to evals, every sample to eval_samples."""
-        import torch
-
-        from prefdelta.evaluate.models import ModelSpec, checkpoint_hash, make_backend
-        from prefdelta.evaluate.runner import evaluate_suite
-        from prefdelta.evaluate.suites import load_suite
-        from prefdelta.progress import info
-        from prefdelta.workspace import Workspace
-
-        torch.set_num_threads(threads)
-        specs = [load_suite(s) for s in suite]
-        spec = ModelSpec(model, backend, base, url, model_id)
-        ws = Workspace(workspace)
-        digest = checkpoint_hash(spec)
-        cache: dict[str, object] = {}
-
-        def factory():
-            if "backend" not in cache:
-                cache["backend"] = make_backend(spec, batch_size)
-            return cache["backend"]
-
-        for s in specs:
-            rows = evaluate_suite(ws, s, factory, spec.id, digest, data_dir, limit, workers=workers, log=info)
-            _show(rows, ["suite", "benchmark", "level", "metric", "value", "ci_low", "ci_high", "n"])
+    """Add ``compare``, ``suites`` and ``sandbox`` to ``prefdelta eval``."""
 
     @app.command("compare")
     def compare_cmd(
@@ -217,45 +137,6 @@ def register(app: typer.Typer) -> None:
         _show(
             compare_models(samples, model_a, model_b),
             ["suite", "benchmark", "metric", "n", "value_a", "value_b", "diff", "ci_low", "ci_high"],
-        )
-
-    @app.command("lm-eval")
-    def lmeval_cmd(
-        model: ModelOpt,
-        tasks: Annotated[
-            str, typer.Option("--tasks", "-t", help="comma-separated: gsm8k,math500,mmlu_stem,humaneval")
-        ],
-        backend: BackendOpt = "hf",
-        base: BaseOpt = None,
-        model_id: ModelIdOpt = None,
-        data_dir: DataDirOpt = None,
-        limit: LimitOpt = None,
-        batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:0 …")] = "cpu",
-        max_gen_toks: Annotated[
-            int | None, typer.Option("--max-gen-toks", help="override the tasks' budget")
-        ] = None,
-        builtin_tasks: Annotated[
-            bool, typer.Option("--builtin-tasks", help="also allow lm-eval's own tasks (most need a hub)")
-        ] = False,
-        threads: ThreadsOpt = 2,
-        workspace: WorkspaceOpt = None,
-    ) -> None:
-        """Run lm-evaluation-harness offline on the shipped local-file tasks; rows go to evals."""
-        _lmeval(
-            model,
-            tasks,
-            backend,
-            base,
-            model_id,
-            data_dir,
-            limit,
-            batch_size,
-            device,
-            max_gen_toks,
-            builtin_tasks,
-            threads,
-            workspace,
         )
 
     @app.command("suites")

@@ -8,7 +8,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from prefdelta.cli.common import ConfigOpt, WorkspaceOpt, context
+from prefdelta.cli.common import ConfigOpt, WorkspaceOpt, stage_spec
 from prefdelta.errors import UserError
 
 
@@ -180,18 +180,22 @@ def register(app: typer.Typer) -> None:
         from prefdelta.judge.cache import ResponseCache
         from prefdelta.judge.llm import LLMJudge, LLMJudgeOptions, PairItem
         from prefdelta.judge.rubric import load_rubric
-        from prefdelta.study.stages.judge import make_backend
+        from prefdelta.judge.stage import make_backend
+        from prefdelta.study.servers import ServerPool
 
-        cfg, ws = context(config, workspace)
-        settings = cfg.judge.llm
-        if settings is None:
-            raise UserError("judge pairwise needs a judge.llm section in the config (model, base_url, ...)")
+        cfg, ws = stage_spec(config, workspace)
+        llm_judges = [j for j in cfg.judge.judges if j.llm is not None]
+        if not llm_judges:
+            raise UserError("judge pairwise needs an llm judge in the spec (judge: {kind: llm, llm: {...}})")
+        spec = llm_judges[0]
+        settings = spec.llm
+        assert settings is not None
         pairs = ws.read_table("pairs", required_by="judge pairwise")
         if limit is not None:
             pairs = pairs.head(limit)
         texts = ws.read_table("traces", required_by="judge pairwise").set_index("trace_id")["text"]
         problems = ws.read_table("problems", required_by="judge pairwise").set_index("problem_id")
-        text_col = "problem_text" if "problem_text" in problems.columns else "prompt"
+        text_col = "prompt"
         items = [
             PairItem(
                 pid,
@@ -219,14 +223,15 @@ def register(app: typer.Typer) -> None:
         )
         cache = ResponseCache(ws.root / cfg.judge.cache)
         try:
-            judge = LLMJudge(
-                make_backend(settings),
-                load_rubric(settings.rubric),
-                settings.judge_id or f"llm:{settings.model}",
-                cache,
-                options,
-            )
-            df = judge.compare(items)
+            with ServerPool(cfg.servers, ws.root / "logs" / "servers") as servers:
+                judge = LLMJudge(
+                    make_backend(settings, servers),
+                    load_rubric(settings.rubric),
+                    spec.judge_id,
+                    cache,
+                    options,
+                )
+                df = judge.compare(items)
         finally:
             cache.close()
         ws.write_table(table, df)

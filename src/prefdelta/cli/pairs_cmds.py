@@ -1,11 +1,11 @@
-"""``prefdelta pairs`` subcommands: import external traces, build, stats, export.
+"""``prefdelta pairs``: the pairs stage, and import external traces, stats, export.
 
 - ``pairs import``: bring traces and judgments from outside the study into a workspace —
   the published GSM8K model solutions (``--gsm8k-solutions``, judged by the calculator-
   annotation checker or by correctness only), or your own files (``--traces`` /
   ``--judgments`` / ``--generators`` / ``--problems``, JSONL or Parquet);
-- ``pairs build``: build pairs from the workspace's tables with a pairs config given as
-  options (no study config needed), through the same cached stage as ``prefdelta pairs``;
+- the bare ``prefdelta pairs``: the pairs stage; ``--strategy``, ``--chosen`` … override
+  the spec's ``pairs:`` section (the workspace's spec, or the defaults for imported data);
 - ``pairs stats``: counts, quadrants, delta distributions, correlations, delta by gap,
   with PNG plots;
 - ``pairs export``: a selection (or every pair) as TRL DPO / KTO records, JSONL, Parquet
@@ -21,9 +21,8 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
-import yaml
 
-from prefdelta.cli.common import WorkspaceOpt
+from prefdelta.cli.common import ConfigOpt, ForceOpt, SetOpt, WorkspaceOpt, run_one
 from prefdelta.errors import UserError
 from prefdelta.judge.dimensions import DIMENSIONS
 from prefdelta.workspace import Workspace
@@ -113,20 +112,47 @@ def judge_traces(traces: pd.DataFrame, problems: pd.DataFrame, judge: str) -> pd
     return df[["trace_id", "judge_id", "rubric_hash", "repeat", *DIMENSIONS, "outcome", "raw", "error"]]
 
 
-def _pairs_config(config_file: Path | None, options: dict[str, object]):
-    from prefdelta.config import parse_config
-    from prefdelta.settings.pairs import PairsConfig
+def build_app(help_text: str) -> typer.Typer:
+    """The bare ``prefdelta pairs``: the pairs stage; its options override the ``pairs:`` section."""
+    app = typer.Typer(help=help_text, invoke_without_command=True)
 
-    data: dict[str, object] = {}
-    if config_file is not None:
-        if not config_file.is_file():
-            raise UserError(f"pairs config file {config_file} not found")
-        loaded = yaml.safe_load(config_file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise UserError(f"{config_file}: expected a mapping (a `pairs:` section or its fields)")
-        data = dict(loaded.get("pairs", loaded))
-    data.update({k: v for k, v in options.items() if v not in (None, [], ())})
-    return parse_config(data, str(config_file or "pairs options"), PairsConfig)
+    @app.callback(invoke_without_command=True)
+    def _run(
+        ctx: typer.Context,
+        config: ConfigOpt = None,
+        workspace: WorkspaceOpt = None,
+        force: ForceOpt = False,
+        overrides: SetOpt = None,
+        strategy: Annotated[
+            str | None, typer.Option(help="cross_generator, within_generator or correctness")
+        ] = None,
+        chosen: Annotated[list[str] | None, typer.Option(help="generator allowed on the chosen side")] = None,
+        rejected: Annotated[
+            list[str] | None, typer.Option(help="generator allowed on the rejected side")
+        ] = None,
+        per_problem: Annotated[int | None, typer.Option(help="pairs per (generator pair, problem)")] = None,
+        min_gap: Annotated[float | None, typer.Option(help="smallest capability gap (0-1)")] = None,
+        quadrant: Annotated[list[str] | None, typer.Option(help="keep candidates in this quadrant")] = None,
+        flagged: Annotated[str | None, typer.Option(help="keep or drop flagged pairs")] = None,
+        seed: Annotated[int | None, typer.Option(help="matching seed")] = None,
+    ) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        given = {
+            "strategy": strategy,
+            "chosen": chosen,
+            "rejected": rejected,
+            "per_problem": per_problem,
+            "min_gap": min_gap,
+            "quadrants": quadrant,
+            "flagged": flagged,
+            "seed": seed,
+        }
+        options = {f"pairs.{k}": v for k, v in given.items() if v not in (None, [], ())}
+        run_one("pairs", config, workspace, force, overrides, options)
+
+    _run.__doc__ = help_text
+    return app
 
 
 def register(app: typer.Typer) -> None:
@@ -182,66 +208,6 @@ def register(app: typer.Typer) -> None:
             f"{trs['problem_id'].nunique()} problems into {ws.root} (accuracy: {caps})"
         )
 
-    @app.command("build")
-    def build_cmd(
-        workspace: WorkspaceOpt = None,
-        pairs_config: Annotated[
-            Path | None, typer.Option("--pairs-config", help="YAML with a `pairs:` section (or its fields)")
-        ] = None,
-        strategy: Annotated[
-            str | None, typer.Option(help="cross_generator, within_generator or correctness")
-        ] = None,
-        chosen: Annotated[list[str] | None, typer.Option(help="generator allowed on the chosen side")] = None,
-        rejected: Annotated[
-            list[str] | None, typer.Option(help="generator allowed on the rejected side")
-        ] = None,
-        per_problem: Annotated[int | None, typer.Option(help="pairs per (generator pair, problem)")] = None,
-        min_gap: Annotated[float | None, typer.Option(help="smallest capability gap (0-1)")] = None,
-        quadrant: Annotated[list[str] | None, typer.Option(help="keep candidates in this quadrant")] = None,
-        flagged: Annotated[str | None, typer.Option(help="keep or drop flagged pairs")] = None,
-        seed: Annotated[int | None, typer.Option(help="matching seed")] = None,
-        force: Annotated[bool, typer.Option("--force", help="rebuild even when up to date")] = False,
-    ) -> None:
-        """Build pairs from the workspace's traces, judgments and generators (no study config)."""
-        from prefdelta import pairs as pairs_mod
-        from prefdelta.study.stages.base import run_stage
-        from prefdelta.workspace import code_version
-
-        pc = _pairs_config(
-            pairs_config,
-            {
-                "strategy": strategy,
-                "chosen": chosen,
-                "rejected": rejected,
-                "per_problem": per_problem,
-                "min_gap": min_gap,
-                "quadrants": quadrant,
-                "flagged": flagged,
-                "seed": seed,
-            },
-        )
-        ws = Workspace(workspace)
-
-        def body() -> tuple[list[str], list[Path], str]:
-            trs = ws.read_table("traces", required_by="pairs build")
-            scores = pairs_mod.trace_scores(ws.read_table("judgments", required_by="pairs build"))
-            gens = ws.read_table("generators", required_by="pairs build")
-            df = pairs_mod.build_pairs(trs, scores, gens, pc)
-            ws.write_table("pairs", df)
-            return ["pairs"], [], f"({len(df)} {pc.strategy} pairs, {int(df['flagged'].sum())} flagged)"
-
-        run_stage(
-            ws,
-            "pairs",
-            ["traces", "judgments", "generators"],
-            pc.model_dump(),
-            code_version(pairs_mod),
-            body,
-            force,
-        )
-        n = len(ws.read_table("pairs"))
-        typer.echo(f"pairs: {n} in {ws.table_dir('pairs')}")
-
     @app.command("stats")
     def stats_cmd(
         workspace: WorkspaceOpt = None,
@@ -249,8 +215,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="folder for the Markdown, JSON and PNGs")] = None,
     ) -> None:
         """Counts, quadrants, delta distributions (PNG histograms), correlations, delta by gap."""
-        from prefdelta import pairs_stats
-        from prefdelta.export import selected_pairs
+        from prefdelta.pairs import stats as pairs_stats
+        from prefdelta.pairs.export import selected_pairs
 
         ws = Workspace(workspace)
         pairs = ws.read_table("pairs", required_by="pairs stats")
@@ -280,7 +246,7 @@ def register(app: typer.Typer) -> None:
         public: Annotated[bool, typer.Option(help="make the hub dataset public")] = False,
     ) -> None:
         """Export a selection as TRL DPO/KTO records, JSONL, Parquet or a datasets folder."""
-        from prefdelta import export as export_mod
+        from prefdelta.pairs import export as export_mod
 
         ws = Workspace(workspace)
         pairs = ws.read_table("pairs", required_by="pairs export")

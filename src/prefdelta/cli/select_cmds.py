@@ -1,68 +1,51 @@
-"""``prefdelta select`` subcommands: list the selections, make one by hand.
-
-``select make`` adds (or, with ``--replace``, replaces) one selection in the
-``selections`` table. The train stage names selections by strategy, so the table keeps
-at most one selection per strategy; re-running the select stage rewrites the table from
-the config (a hand-made selection is then gone, by design).
-"""
+"""``prefdelta select``: the select stage (options override the ``select:`` section) and ``select list``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 import typer
 
-from prefdelta.cli.common import WorkspaceOpt
-from prefdelta.errors import UserError
+from prefdelta.cli.common import ConfigOpt, ForceOpt, SetOpt, WorkspaceOpt, run_one
 from prefdelta.workspace import Workspace
 
-STRATEGIES = ("top", "bottom", "random", "all", "quadrant")
 
+def build_app(help_text: str) -> typer.Typer:
+    app = typer.Typer(help=help_text, invoke_without_command=True)
 
-def make_selection(
-    pairs: pd.DataFrame,
-    strategy: str,
-    key: str,
-    fraction: float | None,
-    k: int | None,
-    seed: int,
-    stratify: bool,
-    quadrants: list[str] | None,
-) -> pd.DataFrame:
-    """One selection of ``strategy`` (see :mod:`prefdelta.select` for the rules)."""
-    from prefdelta import select
+    @app.callback(invoke_without_command=True)
+    def _run(
+        ctx: typer.Context,
+        config: ConfigOpt = None,
+        workspace: WorkspaceOpt = None,
+        force: ForceOpt = False,
+        overrides: SetOpt = None,
+        key: Annotated[
+            str | None, typer.Option(help="a dimension, outcome, aggregate or generator_gap")
+        ] = None,
+        fraction: Annotated[float | None, typer.Option(help="share of the pool in top/random/bottom")] = None,
+        k: Annotated[int | None, typer.Option(help="exactly k pairs instead of a fraction")] = None,
+        seed: Annotated[int | None, typer.Option(help="seed of the random control")] = None,
+        bottom: Annotated[bool | None, typer.Option(help="also write the bottom selection")] = None,
+        stratify: Annotated[bool | None, typer.Option(help="round-robin over problems")] = None,
+        quadrant: Annotated[list[str] | None, typer.Option(help="restrict the pool to this quadrant")] = None,
+    ) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        given = {
+            "key": key,
+            "fraction": fraction,
+            "k": k,
+            "seed": seed,
+            "bottom": bottom,
+            "stratify": stratify,
+            "quadrants": quadrant,
+        }
+        options = {f"select.{n}": v for n, v in given.items() if v not in (None, [], ())}
+        run_one("select", config, workspace, force, overrides, options)
 
-    if strategy in ("top", "bottom"):
-        return select.select_top(
-            pairs, key, fraction, bottom=strategy == "bottom", k=k, stratify=stratify, quadrants=quadrants
-        )
-    if strategy == "random":
-        return select.select_random(
-            pairs, fraction, seed, key=key, k=k, stratify=stratify, quadrants=quadrants
-        )
-    if strategy == "all":
-        return select.select_all(pairs, quadrants)
-    if strategy == "quadrant":
-        if not quadrants:
-            raise UserError("strategy 'quadrant' needs at least one --quadrant (CC, CW, WC or WW)")
-        return select.select_quadrant(pairs, quadrants)
-    raise UserError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-
-
-def merge_selection(existing: pd.DataFrame | None, new: pd.DataFrame, replace: bool) -> pd.DataFrame:
-    """``existing`` with ``new`` added; a second selection of the same strategy needs ``replace``."""
-    if existing is None or existing.empty:
-        return new
-    strategy = new["strategy"].iloc[0]
-    same = existing["strategy"] == strategy
-    if same.any() and not replace:
-        have = existing.loc[same, "selection_id"].iloc[0]
-        raise UserError(
-            f"the selections table already has a {strategy!r} selection ({have}); the train stage names "
-            "selections by strategy, so pass --replace to replace it"
-        )
-    return pd.concat([existing[~same], new], ignore_index=True)
+    _run.__doc__ = help_text
+    return app
 
 
 def register(app: typer.Typer) -> None:
@@ -80,28 +63,3 @@ def register(app: typer.Typer) -> None:
                 f"mean generator gap {sub['generator_gap'].mean():+.3f}\t"
                 f"{sub['problem_id'].nunique()} problems"
             )
-
-    @app.command("make")
-    def make_cmd(
-        workspace: WorkspaceOpt = None,
-        strategy: Annotated[str, typer.Option(help="top, bottom, random, all or quadrant")] = "top",
-        key: Annotated[
-            str, typer.Option(help="a dimension, outcome, aggregate or generator_gap")
-        ] = "step_coherence",
-        fraction: Annotated[float | None, typer.Option(help="share of the pool (default 0.3)")] = None,
-        k: Annotated[int | None, typer.Option(help="exactly k pairs instead of a fraction")] = None,
-        seed: Annotated[int, typer.Option(help="seed of a random selection")] = 0,
-        stratify: Annotated[bool, typer.Option(help="round-robin over problems")] = False,
-        quadrant: Annotated[list[str] | None, typer.Option(help="restrict the pool to this quadrant")] = None,
-        replace: Annotated[bool, typer.Option(help="replace a selection of the same strategy")] = False,
-    ) -> None:
-        """Make one selection and record it in the selections table."""
-        ws = Workspace(workspace)
-        pairs = ws.read_table("pairs", required_by="select make")
-        if fraction is None and k is None:
-            fraction = 0.3
-        new = make_selection(pairs, strategy, key, fraction, k, seed, stratify, quadrant or None)
-        existing = ws.read_table("selections") if ws.has_table("selections") else None
-        ws.write_table("selections", merge_selection(existing, new, replace))
-        ws.invalidate("select")
-        typer.echo(f"selection {new['selection_id'].iloc[0]}: {len(new)} pairs")

@@ -16,6 +16,7 @@ bootstrap standard error, clipped to [0, 1]) and every sample in ``eval_samples`
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from prefdelta.sources.base import require_data_dir
 from prefdelta.workspace import Workspace
 
 SUITE = "lm-eval"
+SHARD_PREFIX = "lmeval-"
 SHIPPED = {"gsm8k": "in", "math500": "in", "mmlu_stem": "out", "humaneval": "out"}
 PREFIX = "prefdelta_"
 
@@ -110,7 +112,13 @@ def run(
     return results
 
 
-def result_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) -> pd.DataFrame:
+def result_rows(
+    results: dict[str, Any],
+    model_id: str,
+    checkpoint_hash: str,
+    suite: str = SUITE,
+    domain: str | None = None,
+) -> pd.DataFrame:
     """``evals`` rows of an lm-eval results dict: one per task and metric."""
     rows = []
     for task, metrics in results["results"].items():
@@ -130,8 +138,8 @@ def result_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) ->
                 {
                     "model_id": model_id,
                     "checkpoint_hash": checkpoint_hash,
-                    "suite": SUITE,
-                    "domain": SHIPPED.get(short, "out"),
+                    "suite": suite,
+                    "domain": domain or SHIPPED.get(short, "out"),
                     "benchmark": short,
                     "level": "benchmark",
                     "metric": metric if filt == "none" else f"{metric}[{filt}]",
@@ -145,7 +153,9 @@ def result_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) ->
     return pd.DataFrame(rows)
 
 
-def sample_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) -> pd.DataFrame:
+def sample_rows(
+    results: dict[str, Any], model_id: str, checkpoint_hash: str, suite: str = SUITE
+) -> pd.DataFrame:
     """``eval_samples`` rows: every generated text with its grade, for inspection and compare."""
     rows = []
     for task, samples in results.get("samples", {}).items():
@@ -159,7 +169,7 @@ def sample_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) ->
                     {
                         "model_id": model_id,
                         "checkpoint_hash": checkpoint_hash,
-                        "suite": SUITE,
+                        "suite": suite,
                         "benchmark": short,
                         "problem_id": f"{short}-{s['doc_id']:05d}",
                         "sample": j,
@@ -170,14 +180,35 @@ def sample_rows(results: dict[str, Any], model_id: str, checkpoint_hash: str) ->
     return pd.DataFrame(rows)
 
 
-def write(ws: Workspace, results: dict[str, Any], model_id: str, checkpoint_hash: str) -> pd.DataFrame:
-    """Store an lm-eval run in ``evals`` and ``eval_samples``; return the evals rows."""
-    rows = result_rows(results, model_id, checkpoint_hash)
-    samples = sample_rows(results, model_id, checkpoint_hash)
-    key = stable_hash(
+def shard_name(model_id: str, key: str) -> str:
+    return f"{SHARD_PREFIX}{re.sub(r'[^A-Za-z0-9_.=+-]', '_', model_id)}-{key}"
+
+
+def write(
+    ws: Workspace,
+    results: dict[str, Any],
+    model_id: str,
+    checkpoint_hash: str,
+    suite: str = SUITE,
+    domain: str | None = None,
+    key: str | None = None,
+) -> pd.DataFrame:
+    """Store an lm-eval run in ``evals`` and ``eval_samples``; return the evals rows.
+
+    In a study (``suite`` the entry's name) a suite-level row repeats the task's first
+    metric, so the report shows the task beside the other suites.
+    """
+    rows = result_rows(results, model_id, checkpoint_hash, suite, domain)
+    if suite != SUITE and len(rows):
+        first = rows.iloc[0].to_dict()
+        rows = pd.concat(
+            [rows, pd.DataFrame([{**first, "benchmark": suite, "level": "suite"}])], ignore_index=True
+        )
+    samples = sample_rows(results, model_id, checkpoint_hash, suite)
+    key = key or stable_hash(
         model_id, checkpoint_hash, sorted(results["results"]), results.get("config", {}).get("limit")
     )
-    shard = f"lmeval-{model_id.replace('/', '_')}-{key}"
+    shard = shard_name(model_id, key)
     if len(samples):
         ws.write_shard("eval_samples", shard, samples)
     ws.write_shard("evals", shard, rows)

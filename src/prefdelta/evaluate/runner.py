@@ -19,30 +19,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from prefdelta.evaluate import humaneval
+from prefdelta.evaluate.grading import grade_texts
 from prefdelta.evaluate.passk import pass_at_k
-from prefdelta.evaluate.problems import load_problems
 from prefdelta.evaluate.sandbox import Limits
 from prefdelta.evaluate.stats import bootstrap_ci, stratified_bootstrap_ci
 from prefdelta.evaluate.suites import BenchmarkSpec, SuiteSpec
 from prefdelta.generate.base import Backend, Request, Result
 from prefdelta.hashing import stable_hash
-from prefdelta.judge.outcome import grade_many
+from prefdelta.sources.registry import load_source
 from prefdelta.workspace import Workspace
 
 SHARD_PREFIX = "suite-"
 
 
-def build_requests(bench: BenchmarkSpec, problems: pd.DataFrame) -> list[Request]:
-    """One request per problem, ``samples`` completions each, the template filled in.
+def build_requests(bench: BenchmarkSpec, problems: pd.DataFrame, chat: bool = False) -> list[Request]:
+    """One request per problem, ``samples`` completions each, the template filled in; with
+    ``chat`` the filled template is the user message (the model's chat template applies).
 
     ``str.replace`` rather than ``format``: templates and problems are full of LaTeX braces.
     """
     sampling = bench.sampling.to_sampling(bench.samples)  # type: ignore[union-attr]
-    return [
-        Request(pid, prompt=bench.template.replace("{prompt}", prompt), sampling=sampling)  # type: ignore[union-attr]
-        for pid, prompt in zip(problems["problem_id"], problems["prompt"], strict=True)
-    ]
+    out = []
+    for pid, prompt in zip(problems["problem_id"], problems["prompt"], strict=True):
+        text = bench.template.replace("{prompt}", prompt)  # type: ignore[union-attr]
+        if chat:
+            out.append(Request(pid, messages=({"role": "user", "content": text},), sampling=sampling))
+        else:
+            out.append(Request(pid, prompt=text, sampling=sampling))
+    return out
 
 
 def grade_results(
@@ -53,29 +57,20 @@ def grade_results(
     workers: int = 2,
 ) -> pd.DataFrame:
     """One row per sample: ``problem_id``, ``sample``, ``text``, ``finish_reason``, ``predicted``, ``correct``."""
-    by_id = problems.set_index("problem_id")
+    by_id = problems.drop_duplicates("problem_id").set_index("problem_id", drop=False)
     results = sorted(results, key=lambda r: (r.request_id, r.index))
     texts = [r.text for r in results]
-    if bench.grader == "humaneval":
-        by_task = {row["problem_id"]: humaneval.task_of(row) for _, row in problems.iterrows()}
-        tasks = [by_task[r.request_id] for r in results]
-        runs = humaneval.grade(tasks, texts, sandbox, workers=workers)
-        correct = [run.passed for run in runs]
-        predicted = [run.status for run in runs]
-    else:
-        refs = [by_id.loc[r.request_id, "reference_answer"] for r in results]
-        verdicts = grade_many(bench.grader, texts, refs, workers=workers)
-        correct = [v.correct for v in verdicts]
-        predicted = [v.predicted for v in verdicts]
+    rows = [by_id.loc[r.request_id] for r in results]
+    grades = grade_texts([str(bench.grader)] * len(results), rows, texts, workers=workers, sandbox=sandbox)
     return pd.DataFrame(
         {
             "problem_id": [r.request_id for r in results],
             "sample": [r.index for r in results],
             "text": texts,
             "finish_reason": [r.finish_reason for r in results],
-            "error": [r.error for r in results],
-            "predicted": [None if p is None else str(p) for p in predicted],
-            "correct": [bool(c) and r.error is None for c, r in zip(correct, results, strict=True)],
+            "error": pd.Series([r.error for r in results], dtype="string"),
+            "predicted": pd.Series([g.predicted for g in grades], dtype="string"),
+            "correct": [g.correct and r.error is None for g, r in zip(grades, results, strict=True)],
         }
     )
 
@@ -157,11 +152,16 @@ def evaluate_suite(
     sandbox: Limits | None = None,
     workers: int = 2,
     log: Callable[[str], None] = lambda _m: None,
+    chat: bool | Callable[[Backend], bool] = False,
+    code: str = "",
+    adjust: Callable[[BenchmarkSpec], BenchmarkSpec] | None = None,
 ) -> pd.DataFrame:
     """Evaluate one model on ``suite``; write ``eval_samples`` and ``evals`` shards; return the rows.
 
     ``backend`` is a factory, called only if some benchmark has no finished shard (so a
-    resumed run does not load the model again).
+    resumed run does not load the model again). ``chat``: send chat messages (or a
+    function of the backend deciding it). ``code``: the caller's code version, part of
+    every shard key. ``adjust``: overrides applied to each benchmark (sampling budgets).
     """
     ident = {"model_id": model_id, "checkpoint_hash": checkpoint_hash}
     rows: list[dict] = []
@@ -170,25 +170,32 @@ def evaluate_suite(
     live: Backend | None = None
     tag = _safe(model_id)
     for bench in suite.benchmarks:
+        if adjust is not None:
+            bench = adjust(bench)
         n = min(x for x in (limit, bench.limit, 10**9) if x is not None)
-        key = stable_hash(model_id, checkpoint_hash, suite.name, bench.model_dump(), n)
+        key = stable_hash(model_id, checkpoint_hash, suite.name, bench.model_dump(mode="json"), n, code)
         keys.append(key)
-        shard = f"{SHARD_PREFIX}{tag}-{suite.name}-{bench.name}-{key}"
+        bench_prefix = f"{SHARD_PREFIX}{tag}-{suite.name}-{bench.name}-"
+        shard = f"{bench_prefix}{key}"
         if shard in ws.shards("eval_samples"):
             samples = pd.read_parquet(ws.shard_path("eval_samples", shard))
             log(f"{bench.name}: reusing {len(samples)} graded samples")
         else:
-            problems = load_problems(bench.source, bench.split, data_dir).head(n)
+            problems = load_source(bench.source, bench.split, data_dir, **bench.options).head(n)
             if live is None:
                 live = backend()
+            use_chat = chat(live) if callable(chat) else chat
             log(f"{bench.name}: {len(problems)} problems × {bench.samples} samples")
-            results = live.generate(build_requests(bench, problems))
+            results = live.generate(build_requests(bench, problems, use_chat))
             samples = grade_results(bench, problems, results, sandbox, workers)
             samples.insert(0, "benchmark", bench.name)
             samples.insert(0, "suite", suite.name)
             for col, val in reversed(ident.items()):
                 samples.insert(0, col, val)
             ws.write_shard("eval_samples", shard, samples)
+            for old in ws.shards("eval_samples"):  # an earlier checkpoint or spec of this benchmark
+                if old.startswith(bench_prefix) and old != shard and old[len(bench_prefix) :].isalnum():
+                    ws.shard_path("eval_samples", old).unlink(missing_ok=True)
         bench_rows = benchmark_rows(suite, bench, samples, ident)
         rows += bench_rows
         per_bench[bench.name] = problem_scores(samples, bench_rows[0]["metric"])

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prefdelta.config import parse_config
+from prefdelta.configio import parse_config, read_yaml
 from prefdelta.errors import UserError
 from prefdelta.generate.base import Sampling
 
-Grader = Literal["gsm8k", "boxed", "choice", "humaneval"]
+Grader = Literal["arith", "gsm8k", "boxed", "choice", "humaneval"]
 Metric = Literal["accuracy", "avg@k", "pass@k"]
 
 
@@ -54,10 +53,15 @@ class BenchmarkSpec(_Strict):
     """One benchmark of a suite. Unset fields take the suite's ``defaults``."""
 
     name: str = Field(description="benchmark name in the evals table")
-    source: str = Field(description="problem loader: prefdelta.sources.<source> (gsm8k, math500, …)")
-    split: str = "test"
-    grader: Grader = Field(
-        description="gsm8k (#### N), boxed (\\boxed{}), choice (letter), humaneval (sandbox)"
+    source: str = Field(description="problem loader: prefdelta.sources.<source> (arith, gsm8k, math500, …)")
+    split: str = Field("test", description="split to read (arith: a label in the problem ids)")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="arguments of the source's loader (arith: n, seed, spec)"
+    )
+    grader: Grader | None = Field(
+        None,
+        description="arith, gsm8k (#### N), boxed (\\boxed{}), choice (letter), humaneval (sandbox) "
+        "[default: the source's]",
     )
     metric: Metric | None = Field(
         None, description="accuracy (greedy, 1 sample), avg@k (mean over k samples), pass@k (code)"
@@ -96,7 +100,12 @@ class SuiteSpec(_Strict):
         if dupes:
             raise ValueError(f"benchmark names must be unique; {dupes[0]!r} appears twice")
         d = self.defaults
+        from prefdelta.sources.registry import check_split, source_info
+
         for b in self.benchmarks:
+            info = source_info(b.source, f"benchmark {b.name!r}: source")
+            check_split(b.source, b.split, f"benchmark {b.name!r}: split")
+            b.grader = b.grader or info.grader  # type: ignore[assignment]
             b.metric = b.metric or d.metric
             b.samples = b.samples or d.samples
             b.sampling = b.sampling or d.sampling
@@ -133,10 +142,4 @@ def load_suite(name_or_path: str | Path) -> SuiteSpec:
             )
         text = resources.files("prefdelta").joinpath(f"data/suites/{name}.yaml").read_text()
         source = f"built-in suite {name}.yaml"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{source}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
-    return parse_config(data, source, SuiteSpec)
+    return parse_config(read_yaml(text, source), source, SuiteSpec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefdelta.generate.base import Backend
-from prefdelta.settings.generate import GeneratorSpec
+from prefdelta.generate.config import GeneratorSpec
 
 
 def make_backend(spec: GeneratorSpec) -> Backend:

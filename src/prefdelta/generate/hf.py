@@ -256,7 +256,7 @@ class HFBackend:
         if model is not None and tokenizer is None:
             raise UserError("HFBackend: a loaded model needs its tokenizer")
         if model_path is not None:
-            from prefdelta.zoo import load_model
+            from prefdelta.checkpoints import load_model
 
             path = Path(model_path)
             if path.exists() and not (path / "config.json").is_file():

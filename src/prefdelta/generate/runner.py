@@ -35,9 +35,9 @@ from typing import Any
 import pandas as pd
 
 from prefdelta.generate.base import Backend, Request, Result, Sampling
+from prefdelta.generate.config import SamplingSpec
 from prefdelta.generate.prompts import PromptTemplate, load_template, template_for_source
 from prefdelta.hashing import stable_hash
-from prefdelta.settings.generate import SamplingSpec
 from prefdelta.workspace import Workspace
 
 TRACES = "traces"

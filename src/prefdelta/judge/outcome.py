@@ -47,8 +47,8 @@ from prefdelta.judge.closed_form import (
     tuple_length,
 )
 
-Kind = Literal["gsm8k", "boxed", "choice"]
-KINDS: tuple[str, ...] = ("gsm8k", "boxed", "choice")
+Kind = Literal["arith", "gsm8k", "boxed", "choice"]
+KINDS: tuple[str, ...] = ("arith", "gsm8k", "boxed", "choice")
 
 
 @dataclass(frozen=True)
@@ -321,9 +321,26 @@ def grade_choice(prediction: str, reference: str | int) -> Verdict:
     return Verdict(letter == choice_reference(reference), letter, "exact")
 
 
+# ---- the arith world ------------------------------------------------------------------------
+def grade_arith(prediction: str, reference: str | int) -> Verdict:
+    """The arith oracle's outcome: the value of the trace's ``####`` line equals the answer.
+
+    Stricter than :func:`grade_gsm8k` on purpose: the world's traces have one format, and
+    a trace without a parsable ``####`` line never reached an answer.
+    """
+    from prefdelta.judge.annotations import parse_trace
+
+    value = parse_trace(prediction).final_value
+    if value is None:
+        return Verdict(False, None, "no_answer")
+    return Verdict(value == Fraction(str(reference).strip()), str(value), "exact")
+
+
 # ---- one entry point, and many items in parallel ---------------------------------------------
 def grade(kind: str, prediction: str, reference: str | int, timeout_s: int = 5) -> Verdict:
-    """Grade one prediction. ``kind`` is ``gsm8k``, ``boxed`` or ``choice``."""
+    """Grade one prediction. ``kind`` is ``arith``, ``gsm8k``, ``boxed`` or ``choice``."""
+    if kind == "arith":
+        return grade_arith(prediction, reference)
     if kind == "gsm8k":
         return grade_gsm8k(prediction, str(reference))
     if kind == "boxed":

@@ -1,31 +1,79 @@
-"""Name -> loader of every built-in problem source; one entry point for the CLI and stages."""
+"""Every problem source by name: its loader, splits, and the exact grader of its answers.
+
+One table serves the problems stage (pair problems), the eval stage (benchmark suites)
+and the generators' capability: a problem is always graded by its source's grader, so
+a generator's capability and a student's accuracy are measured the same way.
+
+Adding a source is one module ``prefdelta/sources/<name>.py`` with ``load(split,
+data_dir, **options) -> problems frame`` plus one line here.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from prefdelta.errors import UserError
 
-SPLITS: dict[str, tuple[str, ...]] = {
-    "gsm8k": ("train", "test"),
-    "math500": ("test",),
-    "minerva_math": ("test",),
-    "mmlu_stem": ("test",),
-    "aime24": ("test",),
-    "amc23": ("test",),
-    "svamp": ("test",),
-    "humaneval": ("test",),
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A problem source: ``splits`` (empty: any label, for generated worlds), ``grader`` (the
+    exact grader of its answers: arith, gsm8k, boxed, choice or humaneval), ``domain`` it
+    usually serves (math / stem / code), and whether it is generated offline (``world``)."""
+
+    name: str
+    splits: tuple[str, ...]
+    grader: str
+    domain: str
+    world: bool = False
+
+    def load(self, split: str, data_dir: str | Path | None = None, **options: Any) -> pd.DataFrame:
+        module = importlib.import_module(f"prefdelta.sources.{self.name}")
+        return module.load(split=split, data_dir=data_dir, **options)
+
+
+SOURCES: dict[str, SourceInfo] = {
+    s.name: s
+    for s in (
+        SourceInfo("arith", (), "arith", "math", world=True),
+        SourceInfo("gsm8k", ("train", "test"), "gsm8k", "math"),
+        SourceInfo("math500", ("test",), "boxed", "math"),
+        SourceInfo("minerva_math", ("test",), "boxed", "math"),
+        SourceInfo("aime24", ("test",), "boxed", "math"),
+        SourceInfo("amc23", ("test",), "boxed", "math"),
+        SourceInfo("svamp", ("test",), "gsm8k", "math"),
+        SourceInfo("mmlu_stem", ("test",), "choice", "stem"),
+        SourceInfo("humaneval", ("test",), "humaneval", "code"),
+    )
 }
+SPLITS: dict[str, tuple[str, ...]] = {n: s.splits for n, s in SOURCES.items() if not s.world}
+"""Splits of the published benchmarks (the sources read from files)."""
 
 
-def load_source(source: str, split: str = "test", data_dir: str | Path | None = None) -> pd.DataFrame:
+def source_info(source: str, field: str = "source") -> SourceInfo:
+    """The :class:`SourceInfo` of ``source``; a :class:`UserError` naming ``field`` when unknown."""
+    if source not in SOURCES:
+        raise UserError(
+            f"{field}: unknown problem source '{source}'; known: {', '.join(SOURCES)} "
+            "(or a file: path: FILE, or a hub dataset: hub: ID)"
+        )
+    return SOURCES[source]
+
+
+def check_split(source: str, split: str, field: str = "split") -> None:
+    info = source_info(source)
+    if info.splits and split not in info.splits:
+        raise UserError(f"{field}: {source} has split(s) {', '.join(info.splits)}; got '{split}'")
+
+
+def load_source(
+    source: str, split: str = "test", data_dir: str | Path | None = None, **options: Any
+) -> pd.DataFrame:
     """``problems`` rows of a built-in source (``prefdelta.sources.<source>.load``)."""
-    if source not in SPLITS:
-        raise UserError(f"unknown problem source '{source}'; known: {', '.join(SPLITS)} (or use --path)")
-    if split not in SPLITS[source]:
-        raise UserError(f"{source} has split(s) {', '.join(SPLITS[source])}; got '{split}'")
-    module = importlib.import_module(f"prefdelta.sources.{source}")
-    return module.load(split=split, data_dir=data_dir)
+    check_split(source, split)
+    return source_info(source).load(split, data_dir, **options)

@@ -1,20 +1,18 @@
-"""DPO on preference pairs given as text (the entry point the train stage uses).
+"""Preference training on pairs given as text (the entry point the train stage uses).
 
 Tokenizes with the exact prompt/completion boundary (:func:`.logprobs.encode_pairs`) and
-runs :func:`.trainer.train_preference` with ``algorithm="dpo"``.
+runs :func:`.trainer.train_preference` (DPO or KTO, as ``hp.algorithm`` says).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from prefdelta.train.config import TrainHyper
 from prefdelta.train.logprobs import TruncationReport, encode_pairs
-from prefdelta.train.trainer import TrainHyper, train_preference
-
-DPOHyper = TrainHyper
-"""Kept for callers of the first version; every knob lives on :class:`TrainHyper`."""
+from prefdelta.train.trainer import train_preference
 
 
 def train_on_texts(
@@ -27,7 +25,8 @@ def train_on_texts(
     progress: Callable[[int, int], None] | None = None,
     ref_cache_root: Path | None = None,
 ) -> tuple[dict[str, float], TruncationReport]:
-    """Encode the pairs, train, and return the last metrics and the truncation report."""
+    """Encode the pairs, train, and return the last metrics and the truncation report
+    (also written to ``out_dir/truncation.json`` by the main process)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
@@ -40,19 +39,8 @@ def train_on_texts(
         ref_cache_root=ref_cache_root,
         on_step=None if progress is None else (lambda s, t, _m: progress(s, t)),
     )
+    if last.get("is_main_process", 1.0):
+        (Path(out_dir) / "truncation.json").write_text(
+            json.dumps({"truncated": len(report.truncated), "dropped": len(report.dropped)})
+        )
     return last, report
-
-
-def train_dpo(
-    model_path: str | Path,
-    prompts: Sequence[str],
-    chosen: Sequence[str],
-    rejected: Sequence[str],
-    hp: TrainHyper,
-    out_dir: Path,
-    progress: Callable[[int, int], None] | None = None,
-    ref_cache_root: Path | None = None,
-) -> dict[str, float]:
-    """Train ``model_path`` with DPO on the pairs; writes ``out_dir/final`` and ``metrics.jsonl``."""
-    hp = dataclasses.replace(hp, algorithm="dpo")
-    return train_on_texts(model_path, prompts, chosen, rejected, hp, out_dir, progress, ref_cache_root)[0]

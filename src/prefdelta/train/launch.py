@@ -9,12 +9,14 @@ the pairs file is ``{"prompt": str, "chosen": str, "rejected": str}``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from prefdelta.configio import format_validation_error
 from prefdelta.errors import UserError
-from prefdelta.train.trainer import TrainHyper
+from prefdelta.train.config import TrainHyper
 
 FIELDS = ("prompt", "chosen", "rejected")
 
@@ -48,13 +50,12 @@ def parse_hyper(text: str) -> TrainHyper:
         values = json.loads(text) if text else {}
     except json.JSONDecodeError as err:
         raise UserError(f"--hyper: not valid JSON ({err.msg} at column {err.colno})") from None
-    known = {f.name for f in dataclasses.fields(TrainHyper)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(
-            f"--hyper: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
-        )
-    return TrainHyper(**values)
+    if not isinstance(values, dict):
+        raise UserError("--hyper: expected a JSON object of TrainHyper fields")
+    try:
+        return TrainHyper.model_validate(values)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, "--hyper")) from None
 
 
 def run(model: Path, pairs: Path, out: Path, hyper: TrainHyper, ref_cache: Path | None) -> dict[str, float]:

@@ -27,50 +27,15 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 
 from prefdelta.train.batching import micro_batches, plan_batches, shard
+from prefdelta.train.config import TrainHyper
 from prefdelta.train.logprobs import EncodedPair, prefix_shared_logprobs
 from prefdelta.train.losses import dpo_loss, kto_kl_estimate, kto_loss, nll_loss
 from prefdelta.train.refcache import RefCache, model_key
-
-
-@dataclass(frozen=True)
-class TrainHyper:
-    """Hyper-parameters of one run; :class:`prefdelta.settings.train.TrainConfig` documents
-    each with its typical range."""
-
-    algorithm: Literal["dpo", "kto"] = "dpo"
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
-    beta: float = 0.1
-    label_smoothing: float = 0.0
-    nll_weight: float = 0.0
-    desirable_weight: float = 1.0
-    undesirable_weight: float = 1.0
-    lr: float = 1e-4
-    epochs: int = 2
-    batch_size: int = 16
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    max_length: int | None = 1024
-    max_tokens_per_forward: int | None = 8192
-    seed: int = 0
-    save_steps: int = 0
-    lora_r: int = 0
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    merge_lora: bool = True
-    tensorboard: bool = False
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    device: Literal["auto", "cpu"] = "auto"
-
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 
@@ -103,19 +68,19 @@ def _save_checkpoint(accelerator, model, opt, sched, step: int, out_dir: Path) -
 def _load_policy(model_path: Path, hp: TrainHyper, checkpoint: Path | None):
     from transformers import AutoModelForCausalLM
 
-    source = checkpoint / "model" if checkpoint is not None and hp.lora_r == 0 else model_path
+    source = checkpoint / "model" if checkpoint is not None and hp.lora.r == 0 else model_path
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
-    if hp.lora_r > 0:
+    if hp.lora.r > 0:
         from peft import LoraConfig, PeftModel, get_peft_model
 
         if checkpoint is not None:
             model = PeftModel.from_pretrained(model, str(checkpoint / "model"), is_trainable=True)
         else:
             cfg = LoraConfig(
-                r=hp.lora_r,
-                lora_alpha=hp.lora_alpha,
-                lora_dropout=hp.lora_dropout,
-                target_modules="all-linear",
+                r=hp.lora.r,
+                lora_alpha=hp.lora.alpha,
+                lora_dropout=hp.lora.dropout,
+                target_modules=hp.lora.target_modules,
                 task_type="CAUSAL_LM",
             )
             model = get_peft_model(model, cfg)
@@ -392,14 +357,14 @@ def train_preference(
     elapsed = time.perf_counter() - started
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        from prefdelta.zoo import save_model
+        from prefdelta.checkpoints import save_model
 
         final_model = accelerator.unwrap_model(model)
-        if hp.lora_r > 0 and hp.merge_lora:
+        if hp.lora.r > 0 and hp.lora.merge:
             final_model = final_model.merge_and_unload()
         final_model.eval()
         save_model(final_model, tokenizer, out_dir / "final")
-        (out_dir / "hyper.json").write_text(json.dumps(asdict(hp)))
+        (out_dir / "hyper.json").write_text(hp.model_dump_json())
         if checkpoint.exists():
             shutil.rmtree(checkpoint)
     accelerator.wait_for_everyone()
@@ -407,4 +372,5 @@ def train_preference(
     last["tokens_per_s"] = tokens / elapsed if elapsed > 0 else 0.0
     last["ref_seconds"] = ref_seconds
     last["ref_computed"] = float(cache.computed)
+    last["is_main_process"] = float(accelerator.is_main_process)
     return last

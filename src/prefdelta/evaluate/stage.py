@@ -1,0 +1,239 @@
+"""Stage: eval — every model of the study on every suite, through one runner.
+
+Models (``eval.include`` and ``eval.models``): each generator (a zoo model on ``hf``, a
+user's folder or hub id, a vLLM model, a served endpoint), the student before training,
+every trained run (a LoRA adapter is applied to its base), and any further model the
+spec lists. Suites (``eval.suites``): arith suites, benchmark suites and lm-eval tasks,
+each in- or out-of-domain. Every suite but lm-eval's goes through
+:func:`prefdelta.evaluate.runner.evaluate_suite`; each benchmark of each model is one
+shard, so a killed stage resumes and a new model evaluates only itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prefdelta.errors import UserError
+from prefdelta.evaluate import runner
+from prefdelta.evaluate.models import ModelSpec, checkpoint_hash
+from prefdelta.hashing import stable_hash
+from prefdelta.progress import info
+from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
+from prefdelta.workspace import Workspace
+
+if TYPE_CHECKING:
+    from prefdelta.generate.base import Backend
+    from prefdelta.study.spec import StudyConfig
+
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """One model to evaluate: its id in the tables, how to load it, and its identity."""
+
+    model_id: str
+    spec: ModelSpec
+    identity: str
+    make: Callable[[], Backend]
+
+
+def _hf_target(model_id: str, spec: ModelSpec, identity: str, batch_size: int) -> EvalTarget:
+    from prefdelta.evaluate.models import make_backend
+
+    return EvalTarget(model_id, spec, identity, lambda: make_backend(spec, batch_size))
+
+
+def targets(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> list[EvalTarget]:
+    """The models this spec evaluates, in order: generators, student, runs, extra models."""
+    ec = cfg.eval
+    out: list[EvalTarget] = []
+    seen: set[str] = set()
+
+    def add(t: EvalTarget) -> None:
+        if t.model_id not in seen:
+            seen.add(t.model_id)
+            out.append(t)
+
+    if "generators" in ec.include:
+        from prefdelta.generate.factory import make_backend as gen_backend
+        from prefdelta.generate.stage import resolve_generator
+
+        zoo = ws.read_table("zoo") if ws.has_table("zoo") else None
+        for g in cfg.generators:
+            concrete, _, _, provenance = resolve_generator(g, zoo, ws, ctx.servers, ec.batch_size)
+            ident = stable_hash(provenance)
+            if concrete.backend == "hf":
+                add(_hf_target(g.id, ModelSpec(str(concrete.model), model_id=g.id), ident, ec.batch_size))
+            else:
+                url = concrete.openai.base_urls[0] if concrete.openai else None
+                spec = ModelSpec(str(concrete.model), concrete.backend or "hf", url=url, model_id=g.id)
+                add(EvalTarget(g.id, spec, ident, lambda c=concrete: gen_backend(c)))
+    if "student" in ec.include and cfg.student.model is not None:
+        from prefdelta.train.stage import resolve_student
+
+        sid, path, key = resolve_student(ws, cfg)
+        add(_hf_target(sid, ModelSpec(path, model_id=sid), key, ec.batch_size))
+    if "runs" in ec.include and ws.has_table("runs"):
+        for _, r in ws.read_table("runs").iterrows():
+            ckpt = str(ws.resolve(r["checkpoint"]))
+            base = str(ws.resolve(r["base_path"])) if bool(r.get("adapter", False)) else None
+            add(
+                _hf_target(
+                    r["run_id"], ModelSpec(ckpt, base=base, model_id=r["run_id"]), r["run_id"], ec.batch_size
+                )
+            )
+    for i, m in enumerate(ec.models):
+        url = m.url
+        if m.server is not None:
+            url = ctx.servers.url(m.server, f"eval.models.{i}.server")
+        spec = ModelSpec(m.model, m.backend, m.base, url, m.id)
+        ident = checkpoint_hash(spec)
+        if m.backend == "hf":
+            add(_hf_target(m.id, spec, ident, ec.batch_size))
+        else:
+            from prefdelta.evaluate.models import make_backend
+
+            add(EvalTarget(m.id, spec, ident, lambda s=spec: make_backend(s, ec.batch_size)))
+    return out
+
+
+def _chat(style: str) -> Callable[[Backend], bool] | bool:
+    if style != "auto":
+        return style == "chat"
+    from prefdelta.generate.factory import has_chat_template
+
+    return has_chat_template
+
+
+def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
+    ec = cfg.eval
+    if not ec.suites:
+        raise UserError("eval.suites: the spec names no suite (e.g. - math_id, or an arith suite)")
+    models = targets(ws, cfg, ctx)
+    if not models:
+        raise UserError("eval: no model to evaluate (check eval.include and eval.models)")
+    suites = [(e, e.resolve() if e.lm_eval is None else None) for e in ec.suites]
+    chat = _chat(ec.prompt_style)
+    for t in models:
+        cache: dict[str, Backend] = {}
+
+        def factory(t: EvalTarget = t, cache: dict[str, Backend] = cache) -> Backend:
+            if "b" not in cache:
+                info(f"eval: loading {t.model_id}")
+                cache["b"] = t.make()
+            return cache["b"]
+
+        for entry, suite in suites:
+            if suite is not None:
+                runner.evaluate_suite(
+                    ws,
+                    suite,
+                    factory,
+                    t.model_id,
+                    t.identity,
+                    cfg.data_dir,
+                    ec.limit,
+                    workers=ec.sandbox_workers,
+                    log=lambda m, i=t.model_id: info(f"eval: {i}: {m}"),
+                    chat=chat,
+                    code=ctx.code,
+                    adjust=ec.benchmark_overrides,
+                )
+            else:
+                _lm_eval(ws, cfg, t, entry, ctx.code)
+        cache.clear()
+    return StageOutput(["evals", "eval_samples"], [], f"({len(models)} models × {len(suites)} suites)")
+
+
+def _lm_eval(ws: Workspace, cfg: StudyConfig, t: EvalTarget, entry, code: str) -> None:  # entry: SuiteEntry
+    from prefdelta.evaluate import lmeval
+
+    ec = cfg.eval
+    if t.spec.backend not in ("hf", "vllm"):
+        info(f"eval: {t.model_id}: lm-eval task {entry.lm_eval} skipped (lm-eval runs hf or vllm models)")
+        return
+    limit = entry.n or ec.limit
+    key = stable_hash(t.model_id, t.identity, entry.model_dump(mode="json"), limit, ec.max_tokens, code)
+    shard = lmeval.shard_name(t.model_id, key)
+    if shard in ws.shards("evals"):
+        return
+    gen = {"max_gen_toks": ec.max_tokens} if ec.max_tokens else None
+    info(f"eval: {t.model_id}: lm-eval {entry.lm_eval} (limit {limit})")
+    results = lmeval.run(
+        t.spec,
+        [entry.lm_eval],
+        cfg.data_dir or "",
+        limit,
+        ec.lm_eval_batch_size,
+        "cuda" if _cuda() else "cpu",
+        gen,
+    )
+    prefix = lmeval.shard_name(t.model_id, "")
+    for table in ("evals", "eval_samples"):  # an earlier checkpoint or spec of this model
+        for old in ws.shards(table):
+            if old.startswith(prefix):
+                ws.shard_path(table, old).unlink(missing_ok=True)
+    lmeval.write(ws, results, t.model_id, t.identity, suite=entry.label, domain=entry.domain, key=key)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
+    ec = cfg.eval
+    n_models = len(cfg.generators) if "generators" in ec.include else 0
+    n_models += int("student" in ec.include and cfg.student.model is not None)
+    if "runs" in ec.include:
+        from prefdelta.train.stage import estimate as train_estimate
+
+        n_models += train_estimate(ws, cfg).counts.get("training runs", 0)
+    n_models += len(ec.models)
+    requests = 0
+    for e in ec.suites:
+        if e.lm_eval is not None:
+            requests += e.n or ec.limit or 0
+            continue
+        for b in e.resolve().benchmarks:
+            n = b.options.get("n") or min(x for x in (ec.limit, b.limit, 10**9) if x is not None)
+            if n == 10**9:
+                n = _size(b, cfg.data_dir)
+            requests += n * (ec.samples or b.samples or 1)
+    return Estimate(
+        {"models": n_models, "generation requests": n_models * requests}, f"{len(ec.suites)} suites"
+    )
+
+
+def _size(bench, data_dir: str | None) -> int:
+    from prefdelta.sources.registry import load_source
+
+    try:
+        return len(load_source(bench.source, bench.split, data_dir, **bench.options))
+    except UserError:
+        return 0
+
+
+def _settings(cfg: StudyConfig) -> dict[str, object]:
+    return {
+        "eval": cfg.eval.model_dump(mode="json"),
+        "generators": [g.model_dump(mode="json") for g in cfg.generators],
+        "student": cfg.student.model,
+        "data_dir": str(Path(cfg.data_dir).resolve()) if cfg.data_dir else "",
+    }
+
+
+STAGE = Stage(
+    name="eval",
+    inputs=(),
+    optional_inputs=("zoo", "runs"),
+    outputs=("evals", "eval_samples"),
+    sections=("eval",),
+    body=body,
+    help="Evaluate the generators, the student and every trained run on in- and out-of-domain suites.",
+    estimate=estimate,
+    settings=_settings,
+)

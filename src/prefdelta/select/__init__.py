@@ -1,0 +1,1 @@
+"""The select stage: which pairs to train on (top / bottom / random by a delta, quadrants, generator pairs)."""

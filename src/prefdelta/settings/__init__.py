@@ -1,1 +1,0 @@
-"""Config sections, one module per stage (owned with that stage); composed in prefdelta.config."""

@@ -1,0 +1,132 @@
+"""One stage of the pipeline, and how it is run, skipped and planned.
+
+A :class:`Stage` is a row of the stage table (:mod:`prefdelta.study.stages`): its name,
+the tables it reads and writes, the config sections it depends on, the function that
+does the work, a function that estimates the work for ``--dry-run``, and the help text
+of its CLI command. ``prefdelta run`` and every stage command call the same
+:func:`run_stage`.
+
+Skip rule: a stage's cache key hashes its input tables' content, the config sections it
+reads, and the source of every project module its code can reach
+(:func:`prefdelta.study.codehash.code_version`). When the key equals the one recorded
+at its last completion, and its outputs still exist, the stage is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefdelta.progress import info
+from prefdelta.study.codehash import code_version
+from prefdelta.workspace import Workspace
+
+if TYPE_CHECKING:
+    from prefdelta.study.servers import ServerPool
+    from prefdelta.study.spec import StudyConfig
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """What a stage body returns: the tables and paths it wrote, and a one-line summary."""
+
+    tables: list[str]
+    paths: list[Path] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass
+class StageContext:
+    """What a stage body gets besides the workspace and the spec.
+
+    ``code``: the stage's code version, for keys of work cached *inside* a stage (a zoo
+    model, a training run, an eval shard), so that a code change re-does that work too.
+    ``servers``: the local servers of the spec, started on first use.
+    """
+
+    code: str
+    servers: ServerPool
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Work a stage would do, for ``--dry-run``: counts by kind and a note."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    def text(self) -> str:
+        parts = [f"{v:,} {k}" for k, v in self.counts.items()]
+        return ", ".join(parts) + (f" ({self.note})" if self.note else "") if parts else self.note
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A row of the stage table."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    sections: tuple[str, ...]
+    body: Callable[[Workspace, StudyConfig, StageContext], StageOutput]
+    help: str
+    estimate: Callable[[Workspace, StudyConfig], Estimate] | None = None
+    optional_inputs: tuple[str, ...] = ()
+    settings: Callable[[StudyConfig], Any] | None = None
+
+    @property
+    def module(self) -> str:
+        return self.body.__module__
+
+    def code(self) -> str:
+        return code_version(self.module)
+
+    def config(self, cfg: StudyConfig) -> Any:
+        """The part of the spec this stage's results depend on."""
+        if self.settings is not None:
+            return self.settings(cfg)
+        return {s: _dump(getattr(cfg, s)) for s in self.sections}
+
+    def input_tables(self, ws: Workspace) -> list[str]:
+        return [*self.inputs, *(t for t in self.optional_inputs if ws.has_table(t))]
+
+    def key(self, ws: Workspace, cfg: StudyConfig, code: str | None = None) -> str:
+        return ws.stage_key(self.name, self.input_tables(ws), self.config(cfg), code or self.code())
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return value
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    skipped: bool
+    seconds: float
+    detail: str = ""
+
+
+def run_stage(
+    ws: Workspace, stage: Stage, cfg: StudyConfig, servers: ServerPool, force: bool = False
+) -> StageResult:
+    """Run ``stage`` unless it is up to date; record its key and timing in the workspace."""
+    code = stage.code()
+    key = stage.key(ws, cfg, code)
+    if not force and ws.is_fresh(stage.name, key):
+        info(f"[dim]{stage.name}: up to date, skipped[/dim]")
+        return StageResult(stage.name, True, 0.0)
+    start = time.perf_counter()
+    out = stage.body(ws, cfg, StageContext(code=code, servers=servers))
+    seconds = time.perf_counter() - start
+    ws.mark_done(stage.name, key, tables=out.tables, paths=out.paths, seconds=seconds)
+    info(f"{stage.name}: done in {seconds:.1f}s {out.detail}")
+    return StageResult(stage.name, False, seconds, out.detail)

@@ -1,0 +1,275 @@
+"""Stage: train — the student on every selection named in ``train.selections``, for every
+variant and seed; writes ``runs``.
+
+The student is a zoo id, a ``save_pretrained`` folder or a hub id, trained in full or
+with LoRA (``student.lora``). Prompts are what the student would see for each problem:
+the source's template, through the student's chat template when it has one. Reference
+log-probs are shared across runs through ``<workspace>/cache/refcache``. A run whose
+``final/`` exists is reused; a killed one resumes from its checkpoint. With
+``train.launcher.kind: accelerate`` each run is started as ``accelerate launch
+--config_file <config> -m prefdelta.train.launch …`` (DDP / FSDP / DeepSpeed) and
+collected from its folder.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from prefdelta.errors import UserError
+from prefdelta.hashing import stable_hash
+from prefdelta.progress import bar, info
+from prefdelta.select import strategies as select_mod
+from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
+from prefdelta.train.config import LauncherConfig, TrainHyper
+from prefdelta.workspace import Workspace
+
+if TYPE_CHECKING:
+    from prefdelta.study.spec import StudyConfig
+
+
+def resolve_student(ws: Workspace, cfg: StudyConfig) -> tuple[str, str, str]:
+    """(model id, path or hub id, identity key) of the student."""
+    model = cfg.student.model
+    if model is None:
+        raise UserError("student.model: the spec names no student (a zoo id, a folder or a hub id)")
+    if cfg.is_zoo(model):
+        zoo = ws.read_table("zoo", required_by="train").set_index("generator_id")
+        if model not in zoo.index:
+            raise UserError(f"student.model: {model!r} is not in the zoo table; run the zoo stage first")
+        return model, str(ws.resolve(zoo.at[model, "path"])), str(zoo.at[model, "key"])
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"student.model: {path} is not a save_pretrained folder (no config.json)")
+        from prefdelta.evaluate.models import folder_hash
+
+        return path.name, str(path.resolve()), folder_hash(path)
+    if model.startswith((".", "/", "~")):
+        raise UserError(f"student.model: folder {model} not found")
+    return model, model, stable_hash("hub", model)
+
+
+def student_prompts(model_path: str, problems: pd.DataFrame, problem_ids: list[str]) -> list[str]:
+    """The prompt the student sees for each problem: its source's template, rendered with the
+    student's chat template when it has one (else the plain completion prompt)."""
+    from transformers import AutoTokenizer
+
+    from prefdelta.generate.prompts import template_for_source
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    out = []
+    for pid in problem_ids:
+        row = problems.loc[pid]
+        template = template_for_source(str(row["source"]))
+        if chat:
+            text = tokenizer.apply_chat_template(
+                list(template.messages(str(row["prompt"]))), add_generation_prompt=True, tokenize=False
+            )
+        else:
+            text = template.text(str(row["prompt"]))
+        out.append(text)
+    return out
+
+
+def accelerate_config(launcher: LauncherConfig) -> Path:
+    """The accelerate config file a launcher names (packaged name or path)."""
+    assert launcher.config is not None
+    packaged = resources.files("prefdelta").joinpath(f"data/accelerate/{launcher.config}.yaml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    path = Path(launcher.config).expanduser()
+    if not path.is_file():
+        names = sorted(
+            p.name.removesuffix(".yaml")
+            for p in resources.files("prefdelta").joinpath("data/accelerate").iterdir()
+        )
+        raise UserError(
+            f"train.launcher.config: {launcher.config!r} is neither a packaged config ({', '.join(names)}) nor a file"
+        )
+    return path
+
+
+def launch_accelerate(
+    launcher: LauncherConfig,
+    model_path: str,
+    prompts: list[str],
+    chosen: list[str],
+    rejected: list[str],
+    hp: TrainHyper,
+    run_dir: Path,
+    ref_cache: Path,
+) -> None:
+    """One run under ``accelerate launch``; its output goes to ``<run>/launch.log``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pairs_file = run_dir / "pairs.jsonl"
+    with open(pairs_file, "w") as f:
+        for p, c, r in zip(prompts, chosen, rejected, strict=True):
+            f.write(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n")
+    exe = Path(sys.executable).with_name("accelerate")
+    cmd = [
+        str(exe) if exe.exists() else "accelerate",
+        "launch",
+        "--config_file",
+        str(accelerate_config(launcher)),
+    ]
+    if launcher.num_processes:
+        cmd += ["--num_processes", str(launcher.num_processes)]
+    cmd += [*launcher.args, "-m", "prefdelta.train.launch", "--model", model_path, "--pairs", str(pairs_file)]
+    cmd += ["--out", str(run_dir), "--hyper", hp.model_dump_json(), "--ref-cache", str(ref_cache)]
+    log = run_dir / "launch.log"
+    with open(log, "wb") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+        raise UserError(f"train: accelerate launch exited with {proc.returncode} ({tail[0]}); see {log}")
+
+
+def one_run(
+    ws: Workspace,
+    cfg: StudyConfig,
+    student: tuple[str, str, str],
+    variant: str,
+    hp: TrainHyper,
+    selection_id: str,
+    strategy: str,
+    chosen_pairs: pd.DataFrame,
+    traces: pd.DataFrame,
+    problems: pd.DataFrame,
+    code: str,
+) -> dict[str, object]:
+    """Train (or reuse) one run and return its ``runs`` row."""
+    student_id, student_path, student_key = student
+    launcher = cfg.train.launcher
+    key = stable_hash(student_key, hp.model_dump(), list(chosen_pairs.index), code, length=8)
+    run_id = f"{variant}-{selection_id}-seed{hp.seed}-{key}"
+    run_dir = ws.runs_dir / run_id
+    done = run_dir / "truncation.json"
+    if not (done.exists() and (run_dir / "final").is_dir()):
+        prompts = student_prompts(student_path, problems, list(chosen_pairs["problem_id"]))
+        chosen = traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist()
+        rejected = traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist()
+        ref_cache = ws.cache_dir / "refcache"
+        if launcher.kind == "accelerate":
+            info(f"train: {run_id}: accelerate launch ({launcher.config})")
+            launch_accelerate(launcher, student_path, prompts, chosen, rejected, hp, run_dir, ref_cache)
+        else:
+            from prefdelta.train.dpo import train_on_texts
+
+            steps = -(-len(prompts) // (hp.batch_size * hp.grad_accum)) * hp.epochs
+            with bar(f"train: {variant} on {selection_id}, seed {hp.seed}", steps) as advance:
+                train_on_texts(
+                    student_path,
+                    prompts,
+                    chosen,
+                    rejected,
+                    hp,
+                    run_dir,
+                    progress=lambda s, t: advance(1),
+                    ref_cache_root=ref_cache,
+                )
+    trunc = json.loads(done.read_text())
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    return {
+        "run_id": run_id,
+        "algorithm": hp.algorithm,
+        "variant": variant,
+        "base_model": student_id,
+        "base_path": ws.relative(student_path) if Path(student_path).exists() else student_path,
+        "selection_id": selection_id,
+        "strategy": strategy,
+        "n_pairs": len(chosen_pairs),
+        "hyper": hp.model_dump_json(),
+        "seed": hp.seed,
+        "lora": hp.lora.r > 0,
+        "adapter": hp.lora.r > 0 and not hp.lora.merge,
+        "launcher": launcher.kind,
+        "checkpoint": ws.relative(run_dir / "final"),
+        "metrics": ws.relative(run_dir / "metrics.jsonl"),
+        "final_loss": last["loss"],
+        "final_margin": last["margin"],
+        "n_truncated": int(trunc.get("truncated", 0)),
+        "n_dropped": int(trunc.get("dropped", 0)),
+    }
+
+
+def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
+    tc = cfg.train
+    student = resolve_student(ws, cfg)
+    sel = ws.read_table("selections", required_by="train")
+    pairs = ws.read_table("pairs", required_by="train").set_index("pair_id")
+    traces = ws.read_table("traces", required_by="train").set_index("trace_id")
+    problems = (
+        ws.read_table("problems", required_by="train").drop_duplicates("problem_id").set_index("problem_id")
+    )
+    hyper_sets = tc.hyper_sets()
+    rows = []
+    for name in tc.selections:
+        found = [s for s in dict.fromkeys(sel["strategy"]) if select_mod.matches(s, name)]
+        if not found:
+            hint = " (set select.by_generator_pair: true)" if name == "gen" else ""
+            raise UserError(
+                f"train.selections: names {name!r}, but no such selection exists{hint} "
+                f"(have: {', '.join(sorted(sel['strategy'].unique()))})"
+            )
+        for strategy in found:
+            ids = sel[sel["strategy"] == strategy]
+            selection_id = ids["selection_id"].iloc[0]
+            chosen_pairs = pairs.loc[ids["pair_id"]]
+            for variant, hyper in hyper_sets.items():
+                for seed in tc.seeds:
+                    hp = tc.run_hyper(hyper, seed, cfg.student.lora)
+                    rows.append(
+                        one_run(
+                            ws,
+                            cfg,
+                            student,
+                            variant,
+                            hp,
+                            selection_id,
+                            strategy,
+                            chosen_pairs,
+                            traces,
+                            problems,
+                            ctx.code,
+                        )
+                    )
+    ws.write_table("runs", pd.DataFrame(rows))
+    return StageOutput(["runs"], [ws.resolve(str(r["checkpoint"])) for r in rows], f"({len(rows)} runs)")
+
+
+def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
+    tc = cfg.train
+    n_sel = len(tc.selections)
+    if ws.has_table("selections"):
+        sel = ws.read_table("selections")
+        n_sel = sum(
+            len([s for s in dict.fromkeys(sel["strategy"]) if select_mod.matches(s, name)])
+            for name in tc.selections
+        )
+    runs = n_sel * len(tc.hyper_sets()) * len(tc.seeds)
+    return Estimate({"training runs": runs}, f"{tc.launcher.kind}; student {cfg.student.model}")
+
+
+def _settings(cfg: StudyConfig) -> dict[str, object]:
+    return {"student": cfg.student.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
+
+
+STAGE = Stage(
+    name="train",
+    inputs=("selections", "pairs", "traces", "problems"),
+    optional_inputs=("zoo",),
+    outputs=("runs",),
+    sections=("student", "train"),
+    body=body,
+    help="Train the student with DPO / KTO on each selection, for every variant and seed.",
+    estimate=estimate,
+    settings=_settings,
+)

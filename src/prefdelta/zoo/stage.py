@@ -1,0 +1,124 @@
+"""Stage: zoo — train every model of the ``zoo:`` section once and cache it in the workspace.
+
+Each model folder carries the key it was trained with (its spec, the tokenizer, the
+training set and this stage's code), so an unchanged model is never retrained, even
+when the stage re-runs because another zoo entry changed. Writes the ``zoo`` table
+(generator_id, family, params, path relative to the workspace, steps, losses, timing).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from prefdelta.hashing import stable_hash
+from prefdelta.progress import bar
+from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
+from prefdelta.workspace import Workspace
+
+if TYPE_CHECKING:
+    from prefdelta.study.spec import StudyConfig
+
+COLUMNS = ["generator_id", "family", "params", "path", "steps", "final_loss", "train_seconds", "spec", "key"]
+
+
+def _marker_key(folder: Path) -> str | None:
+    mark = folder / "prefdelta.json"
+    if not mark.exists():
+        return None
+    try:
+        return json.loads(mark.read_text()).get("key")
+    except json.JSONDecodeError:
+        return None
+
+
+def _tokenizer(ws: Workspace, cfg: StudyConfig, code: str):
+    from transformers import AutoTokenizer
+
+    from prefdelta.zoo import models
+
+    tok_dir = ws.models_dir / "_tokenizer"
+    key = stable_hash(cfg.zoo.tokenizer_vocab, code)
+    if _marker_key(tok_dir) == key:
+        return AutoTokenizer.from_pretrained(str(tok_dir)), key
+    tokenizer = models.build_tokenizer(models.tokenizer_corpus(), cfg.zoo.tokenizer_vocab)
+    tokenizer.save_pretrained(str(tok_dir))
+    (tok_dir / "prefdelta.json").write_text(json.dumps({"key": key}))
+    return tokenizer, key
+
+
+def model_keys(cfg: StudyConfig, tok_key: str) -> dict[str, str]:
+    """Zoo model id → the key its folder must carry to be reused."""
+    return {m.id: stable_hash(m.model_dump(), tok_key, cfg.zoo.train.model_dump()) for m in cfg.zoo.models}
+
+
+def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
+    rows: list[dict[str, object]] = []
+    if cfg.zoo.models:
+        from prefdelta.worlds.arith import ArithSpec, make_problems
+        from prefdelta.zoo import models
+
+        tokenizer, tok_key = _tokenizer(ws, cfg, ctx.code)
+        t = cfg.zoo.train
+        train = make_problems(ArithSpec.model_validate(t.spec), t.n, t.seed, prefix="zoo_train")
+        for spec, key in zip(cfg.zoo.models, model_keys(cfg, tok_key).values(), strict=True):
+            out = ws.models_dir / spec.id
+            snaps = {gid: (ws.models_dir / gid, step) for gid, step in spec.snapshots.items()}
+            folders = [out, *(d for d, _ in snaps.values())]
+            if all(_marker_key(d) == key for d in folders):
+                stats = json.loads((out / "prefdelta.json").read_text())["stats"]
+            else:
+                with bar(f"zoo: train {spec.id}", spec.steps) as advance:
+                    start = time.perf_counter()
+                    stats = models.train_generator(
+                        spec,
+                        tokenizer,
+                        train,
+                        out,
+                        progress=lambda s, t, loss: advance(1),
+                        snapshot_dirs={step: d for d, step in snaps.values()},
+                    )
+                    stats["train_seconds"] = time.perf_counter() - start
+                for d in [*(d for d, _ in snaps.values()), out]:
+                    (d / "prefdelta.json").write_text(json.dumps({"key": key, "stats": stats}))
+            for gid, path, steps in [
+                (spec.id, out, spec.steps),
+                *((g, d, st) for g, (d, st) in snaps.items()),
+            ]:
+                rows.append(
+                    {
+                        "generator_id": gid,
+                        "family": spec.family,
+                        "params": int(stats["params"]),
+                        "path": ws.relative(path),
+                        "steps": steps,
+                        "final_loss": stats["final_loss"] if gid == spec.id else None,
+                        "train_seconds": stats.get("train_seconds", float("nan")) * steps / spec.steps,
+                        "spec": json.dumps(spec.model_dump()),
+                        "key": stable_hash(key, gid),
+                    }
+                )
+    ws.write_table("zoo", pd.DataFrame(rows, columns=COLUMNS))
+    return StageOutput(["zoo"], [ws.resolve(str(r["path"])) for r in rows], f"({len(rows)} models)")
+
+
+def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
+    steps = sum(m.steps for m in cfg.zoo.models)
+    return Estimate(
+        {"models to train": len(cfg.zoo.models), "optimizer steps": steps} if cfg.zoo.models else {}
+    )
+
+
+STAGE = Stage(
+    name="zoo",
+    inputs=(),
+    outputs=("zoo",),
+    sections=("zoo",),
+    body=body,
+    help="Train the zoo (tiny models of the arith world) once and cache it in the workspace.",
+    estimate=estimate,
+)
