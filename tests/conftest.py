@@ -63,3 +63,27 @@ def trained_model_dir(tmp_path_factory, arith_tokenizer) -> Path:
     out = tmp_path_factory.mktemp("models") / "trained-llama"
     train_generator(spec, arith_tokenizer, make_problems(ArithSpec(), 500, seed=0), out)
     return out
+
+
+def run_stage(ws, cfg, name: str, force: bool = False):
+    """Run one stage of the stage table (what `prefdelta <name>` does); its StageResult."""
+    from prefdelta.study.runner import run_study
+    from prefdelta.study.stages import BY_NAME
+
+    return run_study(ws, cfg, force=force, stages=(BY_NAME[name],))[0]
+
+
+def spec_from(data: dict, tmp_path: Path | None = None):
+    """A validated spec from a mapping (a test's edited copy of a template)."""
+    from prefdelta.study.spec import parse_spec
+
+    return parse_spec(data, "test spec")
+
+
+def template_data(name: str = "demo") -> dict:
+    """A shipped template as a mapping, to edit in a test."""
+    import yaml
+
+    from prefdelta.study.spec import template_text
+
+    return yaml.safe_load(template_text(name))

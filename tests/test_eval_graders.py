@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 
-from prefdelta.evaluate.problems import load_problems
-
 from prefdelta.judge.outcome import grade_choice, grade_many
+from prefdelta.sources.registry import load_source as load_problems
 
 
 def test_gsm8k_model_solutions_labels_reproduced(shared_datasets):

@@ -49,9 +49,9 @@ def test_run_folder_and_adapter_then_compare(tmp_path, tiny_model_dir, adapter_d
     suite = tmp_path / "smoke.yaml"
     suite.write_text(SUITE)
     ws = tmp_path / "ws"
-    common = ["-s", str(suite), "-d", str(shared_datasets), "-w", str(ws), "--threads", "1"]
-    main(["eval", "run", "-m", str(tiny_model_dir), "--model-id", "base", *common])
-    main(["eval", "run", "-m", str(adapter_dir), "--model-id", "lora", *common])
+    common = ["--suite", str(suite), "-d", str(shared_datasets), "-w", str(ws), "--set", "threads=1"]
+    main(["eval", "-m", str(tiny_model_dir), "--model-id", "base", *common])
+    main(["eval", "-m", str(adapter_dir), "--model-id", "lora", *common])
     evals = Workspace(ws).read_table("evals")
     assert set(evals["model_id"]) == {"base", "lora"}
     assert set(evals["metric"]) == {"accuracy", "pass@1", "pass@2", "macro_mean"}
@@ -85,10 +85,9 @@ def test_bad_model_folder_is_a_user_error(tmp_path, shared_datasets):
         main(
             [
                 "eval",
-                "run",
                 "-m",
                 str(tmp_path / "nope"),
-                "-s",
+                "--suite",
                 str(suite),
                 "-d",
                 str(shared_datasets),
@@ -108,7 +107,7 @@ def test_served_endpoint_through_the_openai_backend(tmp_path, shared_datasets):
     ws = tmp_path / "ws"
     with ScriptedServer(honour_n=False) as server:  # one choice per call, like `transformers serve`
         main(
-            ["eval", "run", "--backend", "openai", "--url", server.url, "-m", "served", "-s", str(suite),
+            ["eval", "--backend", "openai", "--url", server.url, "-m", "served", "--suite", str(suite),
              "-d", str(shared_datasets), "-w", str(ws)]
         )  # fmt: skip
         calls = sum(server.seen.values())

@@ -112,7 +112,7 @@ MMLU_ANSWERS: dict[int, str] = {}
 
 @pytest.fixture(scope="module")
 def references(shared_datasets):
-    from prefdelta.evaluate.problems import load_problems
+    from prefdelta.sources.registry import load_source as load_problems
 
     for source, table in (("gsm8k", GSM8K_ANSWERS), ("mmlu_stem", MMLU_ANSWERS)):
         df = load_problems(source, "test", shared_datasets).head(10)

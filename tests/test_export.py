@@ -7,8 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from prefdelta import export, pairs, select
 from prefdelta.errors import UserError
+from prefdelta.pairs import build as pairs
+from prefdelta.pairs import export
+from prefdelta.select import strategies as select
 from test_pairs import synth
 
 

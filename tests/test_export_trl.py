@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from prefdelta import export, pairs, select
 from prefdelta.judge import oracle
+from prefdelta.pairs import build as pairs
+from prefdelta.pairs import export
+from prefdelta.select import strategies as select
 from prefdelta.worlds import arith
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""`prefdelta generate problems|run`: real problems, an external backend, SIGKILL and resume."""
+"""`prefdelta problems` and `prefdelta generate --generators`: real problems, an external backend,
+SIGKILL and resume."""
 
 from __future__ import annotations
 
@@ -43,42 +44,16 @@ def _gens(path: Path, url: str, **openai: object) -> Path:
 
 def test_problems_and_run(tmp_path: Path, shared_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws_dir = tmp_path / "ws"
-    main(
-        [
-            "generate",
-            "problems",
-            "--source",
-            "gsm8k",
-            "--data-dir",
-            str(shared_datasets),
-            "--limit",
-            "6",
-            "-w",
-            str(ws_dir),
-        ]
-    )
-    main(
-        [
-            "generate",
-            "problems",
-            "--source",
-            "math500",
-            "--data-dir",
-            str(shared_datasets),
-            "--limit",
-            "4",
-            "--append",
-            "-w",
-            str(ws_dir),
-        ]
-    )
+    main(["problems", "--source", "gsm8k", "--data-dir", str(shared_datasets), "--n", "6", "-w", str(ws_dir)])
+    assert len(Workspace(ws_dir).read_table("problems")) == 6
+    two = "problems=[{source: gsm8k, n: 6}, {source: math500, n: 4, sample: first}]"
+    main(["problems", "--data-dir", str(shared_datasets), "--set", two, "-w", str(ws_dir)])
     ws = Workspace(ws_dir)
     assert len(ws.read_table("problems")) == 10
     with ScriptedServer() as server:
         main(
             [
                 "generate",
-                "run",
                 "--generators",
                 str(_gens(tmp_path / "g.yaml", server.url)),
                 "-w",
@@ -99,12 +74,12 @@ def test_bad_generators_file_is_a_user_error(tmp_path: Path, capsys: pytest.Capt
     bad.write_text(yaml.safe_dump({"generators": [{"id": "x", "model": "m", "backend": "openai"}]}))
     (tmp_path / "ws").mkdir()
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "run", "-g", str(bad), "-w", str(tmp_path / "ws")])
+        main(["generate", "-g", str(bad), "-w", str(tmp_path / "ws")])
     assert exit_info.value.code == 2
-    assert "needs openai.base_urls" in capsys.readouterr().err
+    assert "needs openai.base_urls or server" in capsys.readouterr().err
     bad.write_text(yaml.safe_dump({"generators": [{"id": "x", "model": "m", "tempreature": 1}]}))
     with pytest.raises(SystemExit):
-        main(["generate", "run", "-g", str(bad), "-w", str(tmp_path / "ws")])
+        main(["generate", "-g", str(bad), "-w", str(tmp_path / "ws")])
     assert "generators.0.tempreature" in capsys.readouterr().err
 
 
@@ -112,23 +87,12 @@ def test_bad_generators_file_is_a_user_error(tmp_path: Path, capsys: pytest.Capt
 def test_sigkill_then_resume_exactly_once(tmp_path: Path, shared_datasets: Path) -> None:
     ws_dir = tmp_path / "ws"
     main(
-        [
-            "generate",
-            "problems",
-            "--source",
-            "gsm8k",
-            "--data-dir",
-            str(shared_datasets),
-            "--limit",
-            "80",
-            "-w",
-            str(ws_dir),
-        ]
+        ["problems", "--source", "gsm8k", "--data-dir", str(shared_datasets), "--n", "80", "-w", str(ws_dir)]
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with ScriptedServer(latency_s=0.03) as server:
         gens = _gens(tmp_path / "g.yaml", server.url)
-        cmd = [*EXE, "generate", "run", "-g", str(gens), "-w", str(ws_dir), "--flush-every", "8"]
+        cmd = [*EXE, "generate", "-g", str(gens), "-w", str(ws_dir), "--set", "generate.flush_every=8"]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         traces_dir = ws_dir / "tables" / "traces"
         deadline = time.monotonic() + 60
@@ -152,24 +116,38 @@ def test_sigkill_then_resume_exactly_once(tmp_path: Path, shared_datasets: Path)
     assert sum(server.seen.values()) - seen_before <= 80 - len(partial) // 2 + 2
 
 
-def test_capability_uses_the_outcome_grader() -> None:
+def test_capability_uses_each_problems_exact_grader(shared_datasets: Path) -> None:
     import pandas as pd
 
-    from prefdelta.cli.generate_cmds import capability
+    from prefdelta.evaluate.grading import grade_traces
+    from prefdelta.sources.registry import load_source
 
-    problems = pd.DataFrame(
-        {
-            "problem_id": ["g0", "m0", "h0"],
-            "source": ["gsm8k", "math500", "humaneval"],
-            "reference_answer": ["1000", "\\frac{1}{2}", ""],
-        }
+    he = load_source("humaneval", "test", shared_datasets).head(1).assign(grader="humaneval")
+    problems = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "problem_id": ["g0", "m0"],
+                    "source": ["gsm8k", "math500"],
+                    "reference_answer": ["1000", "\\frac{1}{2}"],
+                    "grader": ["gsm8k", "boxed"],
+                }
+            ),
+            he,
+        ],
+        ignore_index=True,
     )
+    hid = he["problem_id"].iloc[0]
     traces = pd.DataFrame(
         {
-            "problem_id": ["g0", "g0", "m0", "h0"],
-            "text": ["so 1,000 in all\n#### 1,000", "#### 7", "thus $\\boxed{\\frac12}$", "def f(): pass"],
+            "problem_id": ["g0", "g0", "m0", hid, hid],
+            "text": [
+                "so 1,000 in all\n#### 1,000",
+                "#### 7",
+                "thus $\\boxed{\\frac12}$",
+                he["reference_solution"].iloc[0],
+                "    pass\n",
+            ],
         }
     )
-    fmt = {"gsm8k": "gsm8k", "math500": "boxed", "humaneval": "code"}
-    assert capability(problems, traces, fmt) == pytest.approx(2 / 3)  # code is not graded here
-    assert capability(problems, traces[traces["problem_id"] == "h0"], fmt) is None
+    assert [g.correct for g in grade_traces(problems, traces)] == [True, False, True, True, False]

@@ -5,29 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from prefdelta.study.stages.generate import stage_generate
-from prefdelta.study.stages.problems import stage_problems
 
+from conftest import run_stage, spec_from, template_data
 from prefdelta.generate.scripted_server import ScriptedServer
-from prefdelta.study.spec import load_config
 from prefdelta.workspace import Workspace
 
 
-def _config(tmp_path: Path, extra_generators: list[dict] | None = None):
-    data = yaml.safe_load(
-        (Path(__file__).resolve().parents[1] / "src/prefdelta/data/configs/demo.yaml").read_text()
-    )
-    data["world"]["train"]["n"] = 10
-    data["world"]["pairs"]["n"] = 8
-    for suite in data["eval"]["suites"]:
-        suite["problems"]["n"] = 2
-    data["generate"] = {"samples": 2, "temperature": 0.8, "max_new_tokens": 12, "batch_size": 8}
-    if extra_generators:
-        data["generate"]["generators"] = extra_generators
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_config(path)
+def _config(extra_generators: list[dict] | None = None):
+    data = template_data("demo")
+    data["problems"][0]["n"] = 8
+    data["generate"] = {"samples": 2, "temperature": 0.8, "max_tokens": 12, "batch_size": 8}
+    data["zoo"]["models"] = [
+        {"id": "random", "steps": 2, "warmup": 1},
+        {"id": "trained", "steps": 2, "warmup": 1},
+    ]
+    data["generators"] = ["random", "trained", *(extra_generators or [])]
+    data["pairs"]["chosen"] = []
+    data["student"] = {"model": None}
+    return spec_from(data)
 
 
 def test_stage_writes_traces_and_generators(
@@ -47,8 +42,8 @@ def test_stage_writes_traces_and_generators(
                 "sampling": {"samples": 1},
             }
         ]
-        cfg = _config(tmp_path, external)
-        stage_problems(ws, cfg)
+        cfg = _config(external)
+        run_stage(ws, cfg, "problems")
         ws.write_table(
             "zoo",
             pd.DataFrame(
@@ -58,18 +53,20 @@ def test_stage_writes_traces_and_generators(
                         "family": "llama",
                         "params": 1000,
                         "path": str(tiny_model_dir),
+                        "key": "r",
                     },
                     {
                         "generator_id": "trained",
                         "family": "llama",
                         "params": 1000,
                         "path": str(trained_model_dir),
+                        "key": "t",
                     },
                 ]
             ),
         )
-        first = stage_generate(ws, cfg)
-        second = stage_generate(ws, cfg)
+        first = run_stage(ws, cfg, "generate")
+        second = run_stage(ws, cfg, "generate")
     assert not first.skipped and second.skipped
     traces = ws.read_table("traces")
     counts = traces.groupby("generator_id").size().to_dict()

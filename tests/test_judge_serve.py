@@ -16,12 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prefdelta.study.stages.judge import stage_judge
 
-from prefdelta.judge.config import JudgeConfig, LLMJudgeSettings
+from conftest import run_stage, spec_from
+from prefdelta.judge.config import LLMJudgeSettings
 from prefdelta.judge.dimensions import DIMENSIONS
 from prefdelta.judge.rubric import load_rubric, render_prompt
-from prefdelta.study.spec import load_config
 
 pytestmark = pytest.mark.integration
 
@@ -95,8 +94,8 @@ def test_scripted_json_server_scores_exact_and_cache_makes_rerun_free(
     ws = gsm8k_workspace(tmp_path / "ws", shared_datasets, n_problems=3)
     with JsonJudgeServer() as server:
         settings = LLMJudgeSettings(model="judge-model", base_url=server.url, repeats=2, judge_id="scripted")
-        cfg = load_config().model_copy(update={"judge": JudgeConfig(kind="llm", llm=settings)})
-        stage_judge(ws, cfg)
+        cfg = spec_from({"judge": {"kind": "llm", "llm": settings.model_dump()}})
+        run_stage(ws, cfg, "judge")
         first = ws.read_table("judgments")
         sent = len(server.bodies)
         assert sent == 12 * 2
@@ -113,7 +112,7 @@ def test_scripted_json_server_scores_exact_and_cache_makes_rerun_free(
             assert {d: getattr(row, d) for d in DIMENSIONS} == {d: float(v) for d, v in want.items()}
         assert first["error"].isna().all()
 
-        stage_judge(ws, cfg, force=True)  # a full re-run: every reply comes from the cache
+        run_stage(ws, cfg, "judge", force=True)  # a full re-run: every reply comes from the cache
         assert len(server.bodies) == sent
         second = ws.read_table("judgments")
         pd_equal = second.drop(columns=["raw"]).equals(first.drop(columns=["raw"]))
@@ -143,8 +142,7 @@ def test_pairwise_cli_and_position_bias_audit(tmp_path: Path, shared_datasets: P
         ),
     )
     with JsonJudgeServer() as server:
-        data = load_config().model_dump(mode="json")
-        data["judge"] = {"kind": "llm", "llm": {"model": "m", "base_url": server.url, "repeats": 1}}
+        data = {"judge": {"kind": "llm", "llm": {"model": "m", "base_url": server.url, "repeats": 1}}}
         cfg_path = tmp_path / "study.yaml"
         cfg_path.write_text(yaml.safe_dump(data))
         main(["judge", "pairwise", "-c", str(cfg_path), "-w", str(ws.root)])
@@ -246,8 +244,8 @@ def test_transformers_serve_judge_stage_end_to_end(
         max_tokens=16,
         max_in_flight=2,
     )
-    cfg = load_config().model_copy(update={"judge": JudgeConfig(kind="llm", llm=settings)})
-    stage_judge(ws, cfg)
+    cfg = spec_from({"judge": {"kind": "llm", "llm": settings.model_dump()}})
+    run_stage(ws, cfg, "judge")
     df = ws.read_table("judgments")
     assert len(df) == 4 and df["error"].str.startswith("unparseable judge output").all()
     assert df[list(DIMENSIONS)].isna().all().all() and (df["raw"].str.len() > 0).all()

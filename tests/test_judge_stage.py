@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from prefdelta.study.stages.judge import judge_llm, stage_judge
 
+from conftest import run_stage, spec_from
 from prefdelta.errors import UserError
-from prefdelta.judge.config import JudgeConfig, LLMJudgeSettings
+from prefdelta.judge.config import JudgeSpec, LLMJudgeSettings
 from prefdelta.judge.dimensions import DIMENSIONS
-from prefdelta.study.spec import load_config, parse_config
+from prefdelta.judge.stage import JudgeContext, judge_llm, run_judge
 from prefdelta.workspace import Workspace
 from prefdelta.worlds import arith
 
@@ -30,7 +30,7 @@ def gsm8k_workspace(root: Path, data_dir: Path, n_problems: int = 5) -> Workspac
 
 
 def test_oracle_path_unchanged(tmp_path: Path) -> None:
-    cfg = load_config()
+    cfg = spec_from({"judge": {"kind": "oracle"}})
     ws = Workspace(tmp_path)
     problems = arith.make_problems(arith.ArithSpec(), 5, seed=0, prefix="pairs")
     ws.write_table(
@@ -42,7 +42,6 @@ def test_oracle_path_unchanged(tmp_path: Path) -> None:
                     "source": "arith",
                     "split": "pairs",
                     "prompt": arith.prompt_text(p.text),
-                    "problem_text": p.text,
                     "reference_answer": str(p.answer),
                     "reference_solution": arith.reference_trace(p),
                     "meta": json.dumps(p.to_meta()),
@@ -56,8 +55,7 @@ def test_oracle_path_unchanged(tmp_path: Path) -> None:
         pd.DataFrame({"trace_id": [f"t{i}" for i in range(5)], "problem_id": [p.problem_id for p in problems],
                       "text": [arith.reference_trace(p) for p in problems]}),
     )  # fmt: skip
-    assert cfg.judge.kind == "oracle"
-    stage_judge(ws, cfg)
+    run_stage(ws, cfg, "judge")
     df = ws.read_table("judgments")
     assert set(df["judge_id"]) == {"arith-oracle"}
     assert (df[list(DIMENSIONS)] == 5.0).all().all() and df["outcome"].all()
@@ -67,8 +65,8 @@ def test_calc_kind_on_gsm8k(tmp_path: Path, shared_datasets: Path) -> None:
     from prefdelta.pairs.build import trace_scores
 
     ws = gsm8k_workspace(tmp_path, shared_datasets)
-    cfg = load_config().model_copy(update={"judge": JudgeConfig(kind="calc")})
-    stage_judge(ws, cfg)
+    cfg = spec_from({"judge": {"kind": "calc"}})
+    run_stage(ws, cfg, "judge")
     df = ws.read_table("judgments")
     assert len(df) == 20 and set(df["judge_id"]) == {"calc-checker"}
     assert df[list(DIMENSIONS)].stack().between(1, 5).all()
@@ -76,16 +74,25 @@ def test_calc_kind_on_gsm8k(tmp_path: Path, shared_datasets: Path) -> None:
     assert (df.set_index("trace_id")["outcome"] == traces.loc[df["trace_id"], "is_correct"]).all()
     scores = trace_scores(df)
     assert len(scores) == 20
-    assert stage_judge(ws, cfg).skipped
+    assert run_stage(ws, cfg, "judge").skipped
 
 
 def test_llm_kind_needs_settings() -> None:
-    data = {**load_config().model_dump(), "judge": {"kind": "llm"}}
-    with pytest.raises(UserError, match=r"field 'judge'.*needs a judge.llm section"):
-        parse_config(data, "study.yaml")
-    data["judge"] = {"kind": "llm", "llm": {"model": "m"}}
-    with pytest.raises(UserError, match="base_url is required"):
-        parse_config(data, "study.yaml")
+    with pytest.raises(UserError, match=r"field 'judge\.judges\.0'.*needs an llm section"):
+        spec_from({"judge": {"kind": "llm"}})
+    with pytest.raises(UserError, match=r"judge\.judges\.0\.llm\.base_url.*required"):
+        spec_from({"judge": {"kind": "llm", "llm": {"model": "m"}}})
+
+
+def test_several_judges_and_the_one_for_deltas() -> None:
+    cfg = spec_from({"judge": {"judges": [{"kind": "calc"}, {"kind": "llm", "llm": {"model": "m", "base_url": "http://x/v1"}}],
+                               "deltas_from": "llm:m"}})  # fmt: skip
+    assert [j.judge_id for j in cfg.judge.judges] == ["calc-checker", "llm:m"]
+    assert cfg.judge.delta_judge == "llm:m"
+    with pytest.raises(UserError, match=r"judge\.deltas_from.*'nope' is not a judge id"):
+        spec_from({"judge": {"judges": [{"kind": "calc"}], "deltas_from": "nope"}})
+    with pytest.raises(UserError, match=r"judge\.judges.*'calc-checker' appears twice"):
+        spec_from({"judge": {"judges": [{"kind": "calc"}, {"kind": "calc"}]}})
 
 
 def test_judge_llm_with_in_process_backend(tmp_path: Path, shared_datasets: Path) -> None:
@@ -94,10 +101,10 @@ def test_judge_llm_with_in_process_backend(tmp_path: Path, shared_datasets: Path
     ws = gsm8k_workspace(tmp_path, shared_datasets, n_problems=2)
     reply = json.dumps(dict.fromkeys(DIMENSIONS, 4) | {"rationale": "fine"})
     backend = ScriptedBackend(lambda req: reply)
-    settings = LLMJudgeSettings(model="fake", base_url="http://unused/v1", repeats=2)
-    df = judge_llm(
-        ws.read_table("problems"), ws.read_table("traces"), settings, "gsm8k", tmp_path / "c.sqlite", backend
-    )
+    spec = JudgeSpec(kind="llm", llm=LLMJudgeSettings(model="fake", base_url="http://unused/v1", repeats=2))
+    ctx = JudgeContext(tmp_path / "c.sqlite", None, "judge.judges.0.llm", backend=backend)
+    df = run_judge(ws.read_table("problems"), ws.read_table("traces"), spec, ctx)
+    assert "outcome" not in judge_llm(ws.read_table("problems"), ws.read_table("traces"), spec, ctx)
     assert len(df) == 16 and (df[list(DIMENSIONS)] == 4.0).all().all()
     traces = ws.read_table("traces").set_index("trace_id")
     assert (df.set_index("trace_id")["outcome"] == traces.loc[df["trace_id"], "is_correct"]).all()

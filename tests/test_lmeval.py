@@ -50,14 +50,15 @@ def test_lm_eval_offline_on_tiny_model(tmp_path, tiny_model_dir, shared_datasets
     ws = tmp_path / "ws"
     main(
         [
-            "eval", "lm-eval", "-m", str(tiny_model_dir), "--model-id", "tiny",
-            "--tasks", "gsm8k,math500,mmlu_stem,humaneval", "-d", str(shared_datasets),
-            "--limit", str(LIMIT), "--max-gen-toks", "8", "--batch-size", "4", "--threads", "1", "-w", str(ws),
+            "eval", "-m", str(tiny_model_dir), "--model-id", "tiny",
+            "--tasks", "gsm8k,math500,mmlu_stem,humaneval", "-d", str(shared_datasets), "--limit", str(LIMIT),
+            "--max-tokens", "8", "--set", "eval.lm_eval_batch_size=4", "--set", "threads=1", "-w", str(ws),
         ]
     )  # fmt: skip
     evals = Workspace(ws).read_table("evals")
+    evals = evals[evals["level"] == "benchmark"]
     assert sorted(evals["benchmark"]) == ["gsm8k", "humaneval", "math500", "mmlu_stem"]
-    assert (evals["suite"] == "lm-eval").all() and (evals["model_id"] == "tiny").all()
+    assert (evals["suite"] == "lm-eval:" + evals["benchmark"]).all() and (evals["model_id"] == "tiny").all()
     assert (evals["n"] == LIMIT).all() and evals["value"].between(0, 1).all()
     assert set(evals["metric"]) == {"acc", "pass@1"}
 
@@ -108,11 +109,28 @@ def test_model_args_for_folders_and_adapters(tmp_path):
 
 
 @pytest.mark.integration
-def test_eval_engine_lm_eval_form_of_the_command(tmp_path, tiny_model_dir, shared_datasets, monkeypatch):
-    """`prefdelta eval --engine lm-eval --tasks … --model …`, the form the issue names."""
+def test_lm_eval_task_in_a_study_spec_is_cached_per_task(
+    tmp_path, tiny_model_dir, shared_datasets, monkeypatch
+):
+    """An lm-eval task is a suite entry like any other: in a spec, marked in- or out-of-domain."""
+    from conftest import run_stage, spec_from
+
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
-    ws = tmp_path / "ws"
-    main(["eval", "--engine", "lm-eval", "--tasks", "gsm8k", "--model", str(tiny_model_dir),
-          "-d", str(shared_datasets), "--limit", "1", "--max-gen-toks", "8", "-w", str(ws)])  # fmt: skip
-    evals = Workspace(ws).read_table("evals")
-    assert list(evals["benchmark"]) == ["gsm8k"] and (evals["n"] == 1).all()
+    cfg = spec_from(
+        {
+            "data_dir": str(shared_datasets),
+            "eval": {
+                "suites": [{"lm_eval": "gsm8k", "domain": "out", "n": 1}],
+                "models": [{"id": "tiny", "model": str(tiny_model_dir)}],
+                "include": [],
+                "max_tokens": 8,
+            },
+        }
+    )
+    ws = Workspace(tmp_path / "ws")
+    run_stage(ws, cfg, "eval")
+    evals = ws.read_table("evals")
+    assert set(evals["suite"]) == {"lm-eval:gsm8k"} and set(evals["domain"]) == {"out"}
+    assert (evals["n"] == 1).all() and set(evals["level"]) == {"benchmark", "suite"}
+    assert run_stage(ws, cfg, "eval", force=True) is not None  # forced: the task's shard is reused
+    assert len(ws.shards("evals")) == 1

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefdelta import pairs
 from prefdelta.errors import UserError
 from prefdelta.judge.dimensions import DIMENSIONS
+from prefdelta.pairs import build as pairs
 from prefdelta.pairs.config import PairsConfig
 
 

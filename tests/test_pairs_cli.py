@@ -7,11 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from prefdelta.study.stages.pairs import stage_pairs, stage_select
 
-from prefdelta import pairs
+from conftest import run_stage, spec_from, template_data
 from prefdelta.cli import main
-from prefdelta.study.spec import load_config
+from prefdelta.pairs import build as pairs
 from prefdelta.workspace import Workspace
 from test_pairs import synth
 
@@ -34,7 +33,6 @@ def test_gsm8k_175b_vs_6b_pairs_stats_select_export(shared_datasets, tmp_path, c
     _cli(
         capsys,
         "pairs",
-        "build",
         "-w",
         ws,
         *[f"--chosen={g}" for g in BIG],
@@ -64,26 +62,12 @@ def test_gsm8k_175b_vs_6b_pairs_stats_select_export(shared_datasets, tmp_path, c
     assert summary["counts"]["pairs"] == len(p)
     assert (stats_dir / "delta_histograms.png").stat().st_size > 5000
 
-    _cli(capsys, "select", "make", "-w", ws, "--key", "step_coherence", "--fraction", "0.3")
-    _cli(
-        capsys,
-        "select",
-        "make",
-        "-w",
-        ws,
-        "--strategy",
-        "random",
-        "--key",
-        "step_coherence",
-        "--fraction",
-        "0.3",
-        "--seed",
-        "1",
-    )
+    _cli(capsys, "select", "-w", ws, "--key", "step_coherence", "--fraction", "0.3", "--seed", "1")
     sels = w.read_table("selections")
     assert sels.groupby("strategy").size().to_dict() == {
         "top": -(-3 * len(p) // 10),
         "random": -(-3 * len(p) // 10),
+        "all": len(p),
     }
     top_id = sels.loc[sels["strategy"] == "top", "selection_id"].iloc[0]
     dpo = tmp_path / "dpo.jsonl"
@@ -113,7 +97,7 @@ def test_gsm8k_175b_vs_6b_pairs_stats_select_export(shared_datasets, tmp_path, c
 def test_gsm8k_scored_by_correctness_only(shared_datasets, tmp_path, capsys):
     ws = str(tmp_path / "ws")
     _cli(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(shared_datasets), "--judge", "outcome")
-    _cli(capsys, "pairs", "build", "-w", ws, "--chosen=175b_verification", "--rejected=6b_finetuning")
+    _cli(capsys, "pairs", "-w", ws, "--chosen=175b_verification", "--rejected=6b_finetuning")
     p = Workspace(ws).read_table("pairs")
     assert len(p) == 1000 and p["delta_step_coherence"].isna().all()
     assert np.allclose(p["delta_outcome"].mean(), p["generator_gap"].iloc[0])
@@ -140,15 +124,14 @@ def test_user_files_import_and_build_cache(tmp_path, capsys):
     )
     g = Workspace(ws).read_table("generators").set_index("generator_id")
     assert g.loc["7b_y", "params"] == 7e9 and g.loc["1b_x", "params"] == 1e9
-    out = _cli(capsys, "pairs", "build", "-w", ws, "--strategy", "correctness", "--per-problem", "2")
-    assert "pairs:" in out
+    _cli(capsys, "pairs", "-w", ws, "--strategy", "correctness", "--per-problem", "2")
     built = Workspace(ws).read_table("pairs")
     assert (built["quadrant"] == "CW").all()
     # re-running with the same options is a cache hit; new options rebuild
     done = Workspace(ws).stage_record("pairs")["finished_at"]
-    _cli(capsys, "pairs", "build", "-w", ws, "--strategy", "correctness", "--per-problem", "2")
+    _cli(capsys, "pairs", "-w", ws, "--strategy", "correctness", "--per-problem", "2")
     assert Workspace(ws).stage_record("pairs")["finished_at"] == done
-    _cli(capsys, "pairs", "build", "-w", ws, "--strategy", "correctness", "--per-problem", "3")
+    _cli(capsys, "pairs", "-w", ws, "--strategy", "correctness", "--per-problem", "3")
     assert Workspace(ws).stage_record("pairs")["finished_at"] > done
 
 
@@ -173,20 +156,20 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     w.write_table("traces", traces)
     w.write_table("judgments", judgments.iloc[1:])
     w.write_table("generators", gens)
-    assert "has no judgment" in _exit_message(capsys, "pairs", "build", "-w", ws)
+    assert "has no judgment" in _exit_message(capsys, "pairs", "-w", ws)
     w.write_table("judgments", judgments)
-    assert "quadrants" in _exit_message(capsys, "pairs", "build", "-w", ws, "--quadrant", "XX")
-    _cli(capsys, "pairs", "build", "-w", ws)
-    assert "unknown selection key 'charm'" in _exit_message(
-        capsys, "select", "make", "-w", ws, "--key", "charm"
-    )
+    assert "quadrants" in _exit_message(capsys, "pairs", "-w", ws, "--quadrant", "XX")
+    _cli(capsys, "pairs", "-w", ws)
+    assert "unknown key 'charm'" in _exit_message(capsys, "select", "-w", ws, "--key", "charm")
     out = tmp_path / "never.jsonl"
     msg = _exit_message(capsys, "pairs", "export", "-w", ws, "--selection", "nope", "--out", str(out))
     assert "selections" in msg and not out.exists()
 
 
 def test_study_stages_write_the_selections_train_expects(tmp_path):
-    cfg = load_config(None, ["pairs.chosen=[]"])  # the synthetic accuracies are random
+    data = template_data("demo")
+    data["pairs"]["chosen"] = []  # the synthetic accuracies are random
+    cfg = spec_from(data)
     traces, judgments, gens = synth(
         n_problems=30, gens=("llama-h64-s1500", "llama-h64-s600", "gpt2-h64-s600")
     )
@@ -194,8 +177,8 @@ def test_study_stages_write_the_selections_train_expects(tmp_path):
     ws.write_table("traces", traces)
     ws.write_table("judgments", judgments)
     ws.write_table("generators", gens)
-    assert not stage_pairs(ws, cfg).skipped
-    assert stage_pairs(ws, cfg).skipped
+    assert not run_stage(ws, cfg, "pairs").skipped
+    assert run_stage(ws, cfg, "pairs").skipped
     p = ws.read_table("pairs")
     expected = pairs.cross_generator_pairs(traces, pairs.trace_scores(judgments), gens)
     assert sorted(p["pair_id"]) == sorted(expected["pair_id"])
@@ -210,7 +193,7 @@ def test_study_stages_write_the_selections_train_expects(tmp_path):
         "delta_step_coherence",
     ):
         assert col in p.columns
-    stage_select(ws, cfg)
+    run_stage(ws, cfg, "select")
     sels = ws.read_table("selections")
     sizes = sels.groupby("strategy").size()
     gen = sizes[sizes.index.str.startswith("gen:")]

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefdelta import pairs, pairs_stats
 from prefdelta.errors import UserError
+from prefdelta.pairs import build as pairs
+from prefdelta.pairs import stats as pairs_stats
 from test_pairs import synth
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from conftest import spec_from, template_data
 from prefdelta.report.markdown import _training_section
-from prefdelta.study.spec import load_config
 
 
 def _samples(model_id: str, correct: list[bool]) -> pd.DataFrame:
@@ -31,9 +31,10 @@ def _evals(model_id: str, correct: list[bool]) -> dict[str, object]:
 
 
 def test_seeds_are_pooled_per_problem_and_the_verdict_follows_the_interval():
-    cfg = load_config()
-    cfg.train.seeds = [0, 1]
-    student = cfg.train.student
+    data = template_data("demo")
+    data["train"]["seeds"] = [0, 1]
+    cfg = spec_from(data)
+    student = cfg.student.model
     n = 200
     base = [i % 2 == 0 for i in range(n)]  # 50%
     better = [True] * n  # both seeds of the top run: 100%

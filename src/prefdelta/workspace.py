@@ -163,6 +163,13 @@ class Workspace:
             if stale_tmp or (p.suffix == ".parquet" and p.stem not in keep):
                 p.unlink(missing_ok=True)
 
+    def clean_temp(self, table: str) -> None:
+        """Remove temporary files a killed writer left in ``table`` (a stage does this before it runs)."""
+        folder = self.table_dir(table)
+        if folder.is_dir():
+            for p in folder.glob(".*.tmp-*"):
+                p.unlink(missing_ok=True)
+
     def read_table(self, table: str, required_by: str | None = None) -> pd.DataFrame:
         """The union of ``table``'s shards; a clear error when it does not exist."""
         shards = self.shards(table)

@@ -47,7 +47,8 @@ def build_app(help_text: str) -> typer.Typer:
         if generators is not None:
             gf = load_generators_file(generators)
             options["generators"] = [g.model_dump(mode="json", exclude_none=True) for g in gf.generators]
-            options["generate"] = {**gf.sampling.model_dump(mode="json")}
+            for key, value in gf.sampling.model_dump(mode="json", exclude_unset=True).items():
+                options[f"generate.{key}"] = value
         run_one("generate", config, workspace, force, overrides, options)
 
     _run.__doc__ = help_text

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefdelta.evaluate.suites import BenchmarkSpec, Grader, Metric, SamplingSpec, SuiteSpec
 
@@ -69,7 +69,16 @@ class SuiteEntry(_Strict):
                 raise ValueError("n: an arith suite generates its problems; say how many")
             if self.spec is not None and self.source != "arith":
                 raise ValueError("spec: only the arith world takes a spec")
-            self.resolve()  # the source, split, grader and metric checks of SuiteSpec
+            try:
+                self.resolve()  # the source, split, grader and metric checks of SuiteSpec
+            except ValidationError as err:  # report it on this entry's own fields
+                first = err.errors()[0]
+                msg = first["msg"].removeprefix("Value error, ")
+                field = str(first["loc"][-1]) if first["loc"] else ""
+                if ": " in msg and msg.split(": ", 1)[0].rsplit(".", 1)[-1].isidentifier():
+                    field, msg = msg.split(": ", 1)
+                    field = field.rsplit(".", 1)[-1]
+                raise ValueError(f"{field}: {msg}" if field else msg) from None
         if self.lm_eval is not None and self.domain is None:
             from prefdelta.evaluate.lmeval import SHIPPED
 
@@ -79,7 +88,11 @@ class SuiteEntry(_Strict):
 
     @property
     def label(self) -> str:
-        return self.name or self.suite or self.lm_eval or self.source or "suite"
+        if self.name:
+            return self.name
+        if self.lm_eval:
+            return f"lm-eval:{self.lm_eval}"
+        return self.suite or self.source or "suite"
 
     def resolve(self) -> SuiteSpec:
         """The :class:`SuiteSpec` this entry stands for (not for ``lm_eval`` entries)."""

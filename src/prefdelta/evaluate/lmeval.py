@@ -180,8 +180,28 @@ def sample_rows(
     return pd.DataFrame(rows)
 
 
+def task_results(results: dict[str, Any], task: str) -> dict[str, Any]:
+    """The part of an lm-eval results dict that concerns one (short-named) task."""
+    name = task_name(task)
+    return {
+        **results,
+        "results": {k: v for k, v in results["results"].items() if k == name},
+        "samples": {k: v for k, v in results.get("samples", {}).items() if k == name},
+        "n-samples": {k: v for k, v in results.get("n-samples", {}).items() if k == name},
+    }
+
+
+def _safe(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", model_id)
+
+
 def shard_name(model_id: str, key: str) -> str:
-    return f"{SHARD_PREFIX}{re.sub(r'[^A-Za-z0-9_.=+-]', '_', model_id)}-{key}"
+    return f"{SHARD_PREFIX}{_safe(model_id)}-{key}"
+
+
+def _suite_of(ws: Workspace, table: str, shard: str) -> str | None:
+    df = pd.read_parquet(ws.shard_path(table, shard), columns=["suite"])
+    return str(df["suite"].iloc[0]) if len(df) else None
 
 
 def write(
@@ -192,6 +212,7 @@ def write(
     suite: str = SUITE,
     domain: str | None = None,
     key: str | None = None,
+    replace: bool = False,
 ) -> pd.DataFrame:
     """Store an lm-eval run in ``evals`` and ``eval_samples``; return the evals rows.
 
@@ -209,6 +230,15 @@ def write(
         model_id, checkpoint_hash, sorted(results["results"]), results.get("config", {}).get("limit")
     )
     shard = shard_name(model_id, key)
+    if replace:  # an earlier checkpoint or spec of this model's task
+        for table in ("evals", "eval_samples"):
+            for old in ws.shards(table):
+                if (
+                    old != shard
+                    and old.startswith(f"{SHARD_PREFIX}{_safe(model_id)}-")
+                    and _suite_of(ws, table, old) == suite
+                ):
+                    ws.shard_path(table, old).unlink(missing_ok=True)
     if len(samples):
         ws.write_shard("eval_samples", shard, samples)
     ws.write_shard("evals", shard, rows)

@@ -125,57 +125,84 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 cache["b"] = t.make()
             return cache["b"]
 
-        for entry, suite in suites:
-            if suite is not None:
-                runner.evaluate_suite(
-                    ws,
-                    suite,
-                    factory,
-                    t.model_id,
-                    t.identity,
-                    cfg.data_dir,
-                    ec.limit,
-                    workers=ec.sandbox_workers,
-                    log=lambda m, i=t.model_id: info(f"eval: {i}: {m}"),
-                    chat=chat,
-                    code=ctx.code,
-                    adjust=ec.benchmark_overrides,
-                )
-            else:
-                _lm_eval(ws, cfg, t, entry, ctx.code)
+        for suite in (suite for _, suite in suites if suite is not None):
+            runner.evaluate_suite(
+                ws,
+                suite,
+                factory,
+                t.model_id,
+                t.identity,
+                cfg.data_dir,
+                ec.limit,
+                workers=ec.sandbox_workers,
+                log=lambda m, i=t.model_id: info(f"eval: {i}: {m}"),
+                chat=chat,
+                code=ctx.code,
+                adjust=ec.benchmark_overrides,
+            )
+        lm_entries = [e for e, suite in suites if suite is None]
+        if lm_entries:
+            _lm_eval(ws, cfg, t, lm_entries, ctx.code)
         cache.clear()
+    _drop_retired_runs(ws)
     return StageOutput(["evals", "eval_samples"], [], f"({len(models)} models × {len(suites)} suites)")
 
 
-def _lm_eval(ws: Workspace, cfg: StudyConfig, t: EvalTarget, entry, code: str) -> None:  # entry: SuiteEntry
+def _drop_retired_runs(ws: Workspace) -> None:
+    """Remove the rows of runs this workspace trained earlier that the runs table no longer lists
+    (a changed selection or hyper-parameter): the tables then hold the study's models, plus any
+    model evaluated by hand, and nothing stale."""
+    import pandas as pd
+
+    current = set(ws.read_table("runs")["run_id"]) if ws.has_table("runs") else set()
+    retired = {d.name for d in ws.runs_dir.iterdir() if d.is_dir()} - current
+    if not retired:
+        return
+    for table in ("evals", "eval_samples"):
+        for shard in ws.shards(table):
+            path = ws.shard_path(table, shard)
+            ids = pd.read_parquet(path, columns=["model_id"])["model_id"]
+            if len(ids) and set(ids) <= retired:
+                path.unlink(missing_ok=True)
+
+
+def _lm_eval(ws: Workspace, cfg: StudyConfig, t: EvalTarget, entries: list, code: str) -> None:
+    """The spec's lm-eval tasks on one model, in one lm-eval run; one shard per task."""
     from prefdelta.evaluate import lmeval
 
     ec = cfg.eval
     if t.spec.backend not in ("hf", "vllm"):
-        info(f"eval: {t.model_id}: lm-eval task {entry.lm_eval} skipped (lm-eval runs hf or vllm models)")
+        info(
+            f"eval: {t.model_id}: lm-eval tasks skipped (lm-eval runs hf or vllm models, not {t.spec.backend})"
+        )
         return
-    limit = entry.n or ec.limit
-    key = stable_hash(t.model_id, t.identity, entry.model_dump(mode="json"), limit, ec.max_tokens, code)
-    shard = lmeval.shard_name(t.model_id, key)
-    if shard in ws.shards("evals"):
-        return
-    gen = {"max_gen_toks": ec.max_tokens} if ec.max_tokens else None
-    info(f"eval: {t.model_id}: lm-eval {entry.lm_eval} (limit {limit})")
-    results = lmeval.run(
-        t.spec,
-        [entry.lm_eval],
-        cfg.data_dir or "",
-        limit,
-        ec.lm_eval_batch_size,
-        "cuda" if _cuda() else "cpu",
-        gen,
-    )
-    prefix = lmeval.shard_name(t.model_id, "")
-    for table in ("evals", "eval_samples"):  # an earlier checkpoint or spec of this model
-        for old in ws.shards(table):
-            if old.startswith(prefix):
-                ws.shard_path(table, old).unlink(missing_ok=True)
-    lmeval.write(ws, results, t.model_id, t.identity, suite=entry.label, domain=entry.domain, key=key)
+    keys = {
+        e.lm_eval: stable_hash(
+            t.model_id, t.identity, e.model_dump(mode="json"), ec.limit, ec.max_tokens, code
+        )
+        for e in entries
+    }
+    todo = [e for e in entries if lmeval.shard_name(t.model_id, keys[e.lm_eval]) not in ws.shards("evals")]
+    groups: dict[int | None, list] = {}
+    for e in todo:  # one lm-eval run per distinct limit
+        groups.setdefault(e.n or ec.limit, []).append(e)
+    for limit, group in groups.items():
+        tasks = [e.lm_eval for e in group]
+        info(f"eval: {t.model_id}: lm-eval {', '.join(tasks)} (limit {limit})")
+        gen = {"max_gen_toks": ec.max_tokens} if ec.max_tokens else None
+        device = "cuda" if _cuda() else "cpu"
+        results = lmeval.run(t.spec, tasks, cfg.data_dir or "", limit, ec.lm_eval_batch_size, device, gen)
+        for e in group:
+            lmeval.write(
+                ws,
+                lmeval.task_results(results, e.lm_eval),
+                t.model_id,
+                t.identity,
+                suite=e.label,
+                domain=e.domain,
+                key=keys[e.lm_eval],
+                replace=True,
+            )
 
 
 def _cuda() -> bool:

@@ -43,7 +43,7 @@ class SamplingSpec(_Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus mass; 0.95 is common with sampling")
     max_tokens: int = Field(512, ge=1, description="generation budget; 512–1024 for GSM8K, 2k–32k for AIME")
     stop: list[str] = Field(default_factory=list, description="stop strings cut from the text")
-    seed: int = 0
+    seed: int = Field(0, description="sampling seed")
 
     def to_sampling(self, n: int) -> Sampling:
         return Sampling(self.temperature, self.top_p, self.max_tokens, tuple(self.stop), self.seed, n)
@@ -70,7 +70,7 @@ class BenchmarkSpec(_Strict):
         None, ge=1, description="samples per problem: 1 greedy, 4–64 for avg@k/pass@k"
     )
     k: list[int] = Field(default_factory=lambda: [1], description="the k of pass@k (each ≤ samples)")
-    sampling: SamplingSpec | None = None
+    sampling: SamplingSpec | None = Field(None, description="sampling of the requests [default: the suite's]")
     template: str | None = Field(None, description="prompt template with {prompt}; zero-shot CoT")
     limit: int | None = Field(None, ge=1, description="first N problems only (smoke runs)")
 
@@ -103,8 +103,11 @@ class SuiteSpec(_Strict):
         from prefdelta.sources.registry import check_split, source_info
 
         for b in self.benchmarks:
-            info = source_info(b.source, f"benchmark {b.name!r}: source")
-            check_split(b.source, b.split, f"benchmark {b.name!r}: split")
+            try:
+                info = source_info(b.source, f"benchmarks.{self.benchmarks.index(b)}.source")
+                check_split(b.source, b.split, f"benchmarks.{self.benchmarks.index(b)}.split")
+            except UserError as err:
+                raise ValueError(str(err)) from None
             b.grader = b.grader or info.grader  # type: ignore[assignment]
             b.metric = b.metric or d.metric
             b.samples = b.samples or d.samples

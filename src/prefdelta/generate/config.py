@@ -37,12 +37,14 @@ class SamplingSpec(_Strict):
     to ~1.0, ``top_p`` 0.9–1.0, ``max_tokens`` the completion budget (set it: vLLM's
     default is 16), ``stop`` extra stop strings (the template's are added), ``seed``."""
 
-    samples: int = Field(1, ge=1, le=256)
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(512, ge=1)
-    stop: list[str] = Field(default_factory=list)
-    seed: int = 0
+    samples: int = Field(1, ge=1, le=256, description="completions per problem, 1-16")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 = greedy; 0.6-1.0 for diverse samples")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus mass, 0.9-1.0")
+    max_tokens: int = Field(
+        512, ge=1, description="completion budget in tokens (set it: vLLM's default is 16)"
+    )
+    stop: list[str] = Field(default_factory=list, description="extra stop strings (the template's are added)")
+    seed: int = Field(0, description="sampling seed")
 
 
 class GenerateConfig(SamplingSpec):
@@ -67,20 +69,24 @@ class HFOptions(_Strict):
     """``backend: hf``: ``device`` auto|cpu|cuda[:i]|mps, ``dtype`` auto|float32|bfloat16|float16,
     ``batch_size`` sequences per batch (None: sized to free memory)."""
 
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int | None = Field(None, ge=1)
-    max_batch_size: int = Field(256, ge=1)
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda[:i] or mps")
+    dtype: str = Field("auto", description="auto (bf16/fp16 on accelerators, fp32 on CPU), float32, bfloat16")
+    batch_size: int | None = Field(
+        None, ge=1, description="sequences per batch; None sizes it to free memory"
+    )
+    max_batch_size: int = Field(256, ge=1, description="cap of the memory-sized batch, 64-512")
 
 
 class VLLMOptions(_Strict):
     """``backend: vllm``: GPUs per model, memory share (0.5–0.95), context cap, extra ``LLM`` args."""
 
-    tensor_parallel_size: int = Field(1, ge=1)
-    dtype: str = "auto"
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    max_model_len: int | None = Field(None, ge=1)
-    llm_kwargs: dict[str, Any] = Field(default_factory=dict)
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica (1, 2, 4, 8)")
+    dtype: str = Field("auto", description="auto, bfloat16, float16")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0.0, le=1.0, description="share of GPU memory vLLM takes, 0.5-0.95"
+    )
+    max_model_len: int | None = Field(None, ge=1, description="context cap (saves KV-cache memory)")
+    llm_kwargs: dict[str, Any] = Field(default_factory=dict, description="further vllm.LLM arguments")
 
 
 class OpenAIOptions(_Strict):
@@ -91,14 +97,16 @@ class OpenAIOptions(_Strict):
     base_urls: list[str] = Field(
         default_factory=list, description="/v1 base URLs, round-robin (empty with a server:)"
     )
-    api_key_env: str | None = None
-    max_in_flight: int = Field(32, ge=1, le=4096)
-    timeout_s: float = Field(300.0, gt=0)
-    max_retries: int = Field(4, ge=0, le=20)
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    max_in_flight: int = Field(
+        32, ge=1, le=4096, description="requests in flight: vLLM 16-256, transformers serve 4-16"
+    )
+    timeout_s: float = Field(300.0, gt=0, description="per-attempt timeout in seconds")
+    max_retries: int = Field(4, ge=0, le=20, description="retries of a failed request, 0-8")
+    backoff_base_s: float = Field(0.5, ge=0, description="first retry delay (doubles each time)")
+    backoff_max_s: float = Field(30.0, ge=0, description="longest retry delay")
     supports_n: bool | None = Field(None, description="None: send n, fall back when the server ignores it")
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields of every request")
 
     @model_validator(mode="after")
     def _no_inline_key(self) -> OpenAIOptions:

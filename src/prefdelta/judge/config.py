@@ -55,7 +55,7 @@ class LLMJudgeSettings(_Strict):
         16, ge=1, le=1024, description="concurrent requests (vLLM 64-256; transformers serve 4-16)"
     )
     timeout_s: float = Field(120.0, gt=0, description="per-request timeout of the openai backend")
-    seed: int = 0
+    seed: int = Field(0, description="sampling seed of the judge's requests")
 
     @model_validator(mode="after")
     def _url_for_openai(self) -> LLMJudgeSettings:
@@ -112,7 +112,8 @@ class JudgeConfig(_Strict):
     """
 
     judges: list[JudgeSpec] = Field(
-        default_factory=lambda: [JudgeSpec()], min_length=1, description="one entry per judge"
+        default_factory=list,
+        description="one entry per judge [default: the oracle on arith problems, else the calc checker]",
     )
     deltas_from: str | None = Field(None, description="judge_id used for the deltas [default: the first]")
     cache: str = Field(
@@ -140,4 +141,4 @@ class JudgeConfig(_Strict):
 
     @property
     def delta_judge(self) -> str:
-        return self.deltas_from or self.judges[0].judge_id
+        return self.deltas_from or (self.judges[0].judge_id if self.judges else "arith-oracle")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prefdelta.errors import UserError
 from prefdelta.sources.custom import AnswerFormat, ColumnMap
 
 Grader = Literal["arith", "gsm8k", "boxed", "choice", "humaneval"]
@@ -63,8 +64,11 @@ class ProblemSource(BaseModel):
         if self.source is not None:
             from prefdelta.sources.registry import check_split, source_info
 
-            info = source_info(self.source)
-            check_split(self.source, self.split or "test")
+            try:
+                info = source_info(self.source)
+                check_split(self.source, self.split or "test")
+            except UserError as err:
+                raise ValueError(str(err)) from None
             if info.world and self.n is None:
                 raise ValueError(f"n: the {self.source} world generates problems; say how many")
             if self.spec is not None and not info.world:

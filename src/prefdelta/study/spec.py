@@ -34,7 +34,7 @@ from prefdelta.configio import apply_overrides, expand_env, parse_config, read_y
 from prefdelta.errors import UserError
 from prefdelta.evaluate.config import EvalConfig
 from prefdelta.generate.config import GenerateConfig, GeneratorSpec
-from prefdelta.judge.config import JudgeConfig
+from prefdelta.judge.config import JudgeConfig, JudgeSpec
 from prefdelta.pairs.config import PairsConfig
 from prefdelta.problems.config import ProblemSource
 from prefdelta.select.config import SelectConfig
@@ -96,12 +96,15 @@ class StudyConfig(BaseModel):
             ("pairs.chosen", self.pairs.chosen),
             ("pairs.rejected", self.pairs.rejected),
         ):
-            for name in names:
+            for name in names if gen_ids else ():  # imported traces: checked against the generators table
                 if name not in gen_ids:
                     raise ValueError(
                         f"{field_name}: names {name!r}, which is not a generator ({', '.join(gen_ids)})"
                     )
         worlds = {p.source for p in self.problems if p.source == "arith"}
+        if not self.judge.judges:  # the default judge: exact where the world allows it
+            kind = "oracle" if worlds or not self.problems else "calc"
+            self.judge.judges.append(JudgeSpec(kind=kind))
         for i, j in enumerate(self.judge.judges):
             if j.kind == "oracle" and self.problems and not worlds:
                 raise ValueError(

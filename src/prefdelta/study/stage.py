@@ -124,6 +124,8 @@ def run_stage(
     if not force and ws.is_fresh(stage.name, key):
         info(f"[dim]{stage.name}: up to date, skipped[/dim]")
         return StageResult(stage.name, True, 0.0)
+    for table in stage.outputs:
+        ws.clean_temp(table)
     start = time.perf_counter()
     out = stage.body(ws, cfg, StageContext(code=code, servers=servers))
     seconds = time.perf_counter() - start

@@ -26,16 +26,16 @@ class ZooModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(description="generator id, used in tables and folder names")
-    family: Family = "llama"
-    hidden: int = Field(64, ge=8, le=1024)
-    layers: int = Field(2, ge=1, le=24)
-    heads: int = Field(4, ge=1, le=32)
+    family: Family = Field("llama", description="transformers architecture: llama, gpt2 or qwen2")
+    hidden: int = Field(64, ge=8, le=1024, description="hidden size, 32-128 on a CPU")
+    layers: int = Field(2, ge=1, le=24, description="transformer layers, 1-4 on a CPU")
+    heads: int = Field(4, ge=1, le=32, description="attention heads (hidden must divide by it)")
     intermediate: int | None = Field(None, description="MLP width; default 4 x hidden")
     steps: int = Field(1500, ge=0, description="optimizer steps of training")
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(3e-3, gt=0, lt=1)
-    warmup: int = Field(50, ge=0)
-    seed: int = 0
+    batch_size: int = Field(32, ge=1, description="sequences per optimizer step, 16-64")
+    lr: float = Field(3e-3, gt=0, lt=1, description="peak learning rate (cosine to 10%), ~3e-3")
+    warmup: int = Field(50, ge=0, description="linear warm-up steps, 10-100")
+    seed: int = Field(0, description="seed of initialisation and batch order")
     snapshots: dict[str, int] = Field(
         default_factory=dict,
         description="extra generators saved from the same run: id -> step (cheap rungs of the ladder)",
