@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from prefdelta.errors import UserError
 from prefdelta.evaluate.suites import BenchmarkSpec, Grader, Metric, SamplingSpec, SuiteSpec
 
 
@@ -64,6 +65,11 @@ class SuiteEntry(_Strict):
             raise ValueError("give exactly one of suite, benchmarks, source or lm_eval")
         if self.benchmarks is not None and (self.name is None or self.domain is None):
             raise ValueError("an inline suite (benchmarks:) needs a name and a domain")
+        if self.suite is not None:
+            try:
+                self.resolve()
+            except UserError as err:
+                raise ValueError(f"suite: {err}") from None
         if self.source is not None:
             if self.source == "arith" and self.n is None:
                 raise ValueError("n: an arith suite generates its problems; say how many")

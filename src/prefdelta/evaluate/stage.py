@@ -20,7 +20,7 @@ from prefdelta.errors import UserError
 from prefdelta.evaluate import runner
 from prefdelta.evaluate.models import ModelSpec, checkpoint_hash
 from prefdelta.hashing import stable_hash
-from prefdelta.progress import info
+from prefdelta.progress import bar, info
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
 
@@ -116,36 +116,41 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         raise UserError("eval: no model to evaluate (check eval.include and eval.models)")
     suites = [(e, e.resolve() if e.lm_eval is None else None) for e in ec.suites]
     chat = _chat(ec.prompt_style)
-    for t in models:
-        cache: dict[str, Backend] = {}
-
-        def factory(t: EvalTarget = t, cache: dict[str, Backend] = cache) -> Backend:
-            if "b" not in cache:
-                info(f"eval: loading {t.model_id}")
-                cache["b"] = t.make()
-            return cache["b"]
-
-        for suite in (suite for _, suite in suites if suite is not None):
-            runner.evaluate_suite(
-                ws,
-                suite,
-                factory,
-                t.model_id,
-                t.identity,
-                cfg.data_dir,
-                ec.limit,
-                workers=ec.sandbox_workers,
-                log=lambda m, i=t.model_id: info(f"eval: {i}: {m}"),
-                chat=chat,
-                code=ctx.code,
-                adjust=ec.benchmark_overrides,
-            )
-        lm_entries = [e for e, suite in suites if suite is None]
-        if lm_entries:
-            _lm_eval(ws, cfg, t, lm_entries, ctx.code)
-        cache.clear()
+    with bar(f"eval: {len(models)} models × {len(suites)} suites", len(models)) as advance:
+        for t in models:
+            _evaluate_model(ws, cfg, t, suites, chat, ctx.code)
+            advance(1)
     _drop_retired_runs(ws)
     return StageOutput(["evals", "eval_samples"], [], f"({len(models)} models × {len(suites)} suites)")
+
+
+def _evaluate_model(ws: Workspace, cfg: StudyConfig, t: EvalTarget, suites: list, chat, code: str) -> None:
+    """One model on every suite; its backend is loaded only if some benchmark is not cached."""
+    ec = cfg.eval
+    cache: dict[str, Backend] = {}
+
+    def factory() -> Backend:
+        if "b" not in cache:
+            cache["b"] = t.make()
+        return cache["b"]
+
+    for suite in (suite for _, suite in suites if suite is not None):
+        runner.evaluate_suite(
+            ws,
+            suite,
+            factory,
+            t.model_id,
+            t.identity,
+            cfg.data_dir,
+            ec.limit,
+            workers=ec.sandbox_workers,
+            chat=chat,
+            code=code,
+            adjust=ec.benchmark_overrides,
+        )
+    lm_entries = [e for e, suite in suites if suite is None]
+    if lm_entries:
+        _lm_eval(ws, cfg, t, lm_entries, code)
 
 
 def _drop_retired_runs(ws: Workspace) -> None:

@@ -149,6 +149,16 @@ def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
     )
 
 
+def preflight(ws: Workspace, cfg: StudyConfig) -> None:
+    """Every endpoint given by URL answers (servers the study starts are checked when started)."""
+    from prefdelta.study.servers import check_reachable
+
+    for g in cfg.generators:
+        if g.backend == "openai" and g.server is None and g.openai is not None:
+            for url in g.openai.base_urls:
+                check_reachable(url, f"generators ({g.id}).openai.base_urls")
+
+
 def _settings(cfg: StudyConfig) -> dict[str, object]:
     return {
         "generators": [g.model_dump(mode="json") for g in cfg.generators],
@@ -167,4 +177,5 @@ STAGE = Stage(
     help="Sample reasoning traces from every generator on the pair problems; measure capability.",
     estimate=estimate,
     settings=_settings,
+    preflight=preflight,
 )

@@ -274,6 +274,21 @@ def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
     return Estimate(counts, ", ".join(j.judge_id for j in cfg.judge.judges))
 
 
+def preflight(ws: Workspace, cfg: StudyConfig) -> None:
+    """LLM judges given by URL answer; an hf judge's folder exists."""
+    from prefdelta.study.servers import check_reachable
+
+    for i, j in enumerate(cfg.judge.judges):
+        if j.llm is None:
+            continue
+        if j.llm.backend == "openai" and j.llm.base_url:
+            check_reachable(j.llm.base_url, f"judge.judges.{i}.llm.base_url")
+        if j.llm.backend == "hf" and not Path(str(j.llm.model)).is_dir():
+            raise UserError(
+                f"judge.judges.{i}.llm.model: backend 'hf' needs a local model folder; {j.llm.model!r} is not one"
+            )
+
+
 def _settings(cfg: StudyConfig) -> dict[str, object]:
     out: dict[str, object] = {"judge": cfg.judge.model_dump(mode="json")}
     rubrics = {}
@@ -299,4 +314,5 @@ STAGE = Stage(
     help="Score every trace along the five reasoning-quality dimensions with every judge of the spec.",
     estimate=estimate,
     settings=_settings,
+    preflight=preflight,
 )

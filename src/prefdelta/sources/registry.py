@@ -5,7 +5,8 @@ and the generators' capability: a problem is always graded by its source's grade
 a generator's capability and a student's accuracy are measured the same way.
 
 Adding a source is one module ``prefdelta/sources/<name>.py`` with ``load(split,
-data_dir, **options) -> problems frame`` plus one line here.
+data_dir, **options) -> problems frame`` plus one line here (its module name spelled
+out, so that the stages' cache keys cover its code).
 """
 
 from __future__ import annotations
@@ -27,28 +28,29 @@ class SourceInfo:
     usually serves (math / stem / code), and whether it is generated offline (``world``)."""
 
     name: str
+    module: str
     splits: tuple[str, ...]
     grader: str
     domain: str
     world: bool = False
 
     def load(self, split: str, data_dir: str | Path | None = None, **options: Any) -> pd.DataFrame:
-        module = importlib.import_module(f"prefdelta.sources.{self.name}")
-        return module.load(split=split, data_dir=data_dir, **options)
+        return importlib.import_module(self.module).load(split=split, data_dir=data_dir, **options)
 
 
 SOURCES: dict[str, SourceInfo] = {
     s.name: s
     for s in (
-        SourceInfo("arith", (), "arith", "math", world=True),
-        SourceInfo("gsm8k", ("train", "test"), "gsm8k", "math"),
-        SourceInfo("math500", ("test",), "boxed", "math"),
-        SourceInfo("minerva_math", ("test",), "boxed", "math"),
-        SourceInfo("aime24", ("test",), "boxed", "math"),
-        SourceInfo("amc23", ("test",), "boxed", "math"),
-        SourceInfo("svamp", ("test",), "gsm8k", "math"),
-        SourceInfo("mmlu_stem", ("test",), "choice", "stem"),
-        SourceInfo("humaneval", ("test",), "humaneval", "code"),
+        # the module names are literals so that stage cache keys see them (study/codehash.py)
+        SourceInfo("arith", "prefdelta.sources.arith", (), "arith", "math", world=True),
+        SourceInfo("gsm8k", "prefdelta.sources.gsm8k", ("train", "test"), "gsm8k", "math"),
+        SourceInfo("math500", "prefdelta.sources.math500", ("test",), "boxed", "math"),
+        SourceInfo("minerva_math", "prefdelta.sources.minerva_math", ("test",), "boxed", "math"),
+        SourceInfo("aime24", "prefdelta.sources.aime24", ("test",), "boxed", "math"),
+        SourceInfo("amc23", "prefdelta.sources.amc23", ("test",), "boxed", "math"),
+        SourceInfo("svamp", "prefdelta.sources.svamp", ("test",), "gsm8k", "math"),
+        SourceInfo("mmlu_stem", "prefdelta.sources.mmlu_stem", ("test",), "choice", "stem"),
+        SourceInfo("humaneval", "prefdelta.sources.humaneval", ("test",), "humaneval", "code"),
     )
 }
 SPLITS: dict[str, tuple[str, ...]] = {n: s.splits for n, s in SOURCES.items() if not s.world}

@@ -9,7 +9,9 @@ including imports inside functions, which this project uses to keep start-up fas
 The imports are read from the source with :mod:`ast` (nothing is executed), so the
 closure is known before a stage runs and is the same whatever was imported earlier.
 It over-approximates (an import in a branch that never runs still counts), which errs
-on the side of re-running.
+on the side of re-running. A registry that imports its entries by name must spell each
+module's full dotted name as a string literal (``"prefdelta.sources.gsm8k"``): such
+literals count as imports too.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import re
 from pathlib import Path
 
 from prefdelta import __version__
 from prefdelta.hashing import file_hash, stable_hash
 
 PACKAGE = "prefdelta"
+_MODULE = re.compile(r"^prefdelta(\.[a-z_][a-z0-9_]*)+$")
 
 
 def _module_file(name: str) -> Path | None:
@@ -55,6 +59,8 @@ def _imported_names(path: Path, module: str) -> set[str]:
             names.add(base)
             # `from prefdelta.x import y`: y may be a submodule
             names.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE.match(node.value):
+            names.add(node.value)  # a registry's `importlib.import_module("prefdelta.x.y")` target
     out = set()
     for name in names:
         if name == PACKAGE or name.startswith(PACKAGE + "."):

@@ -31,6 +31,9 @@ def run_study(
 ) -> list[StageResult]:
     """Run ``stages`` in order (each skipped when up to date); servers are stopped at the end."""
     start = time.perf_counter()
+    for stage in stages:
+        if stage.preflight is not None:
+            stage.preflight(ws, cfg)
     with _prepare(ws, cfg) as servers:
         results = [run_stage(ws, s, cfg, servers, force=force) for s in stages]
     if len(stages) > 1:

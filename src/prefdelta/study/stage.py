@@ -76,6 +76,9 @@ class Stage:
     estimate: Callable[[Workspace, StudyConfig], Estimate] | None = None
     optional_inputs: tuple[str, ...] = ()
     settings: Callable[[StudyConfig], Any] | None = None
+    preflight: Callable[[Workspace, StudyConfig], None] | None = None
+    """Cheap checks run before any stage of a run starts (endpoints reachable, student
+    folder present), so that bad input stops a study before it writes anything."""
 
     @property
     def module(self) -> str:

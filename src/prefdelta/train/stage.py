@@ -258,6 +258,14 @@ def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
     return Estimate({"training runs": runs}, f"{tc.launcher.kind}; student {cfg.student.model}")
 
 
+def preflight(ws: Workspace, cfg: StudyConfig) -> None:
+    """A student given as a folder exists and is a model folder (zoo students come later)."""
+    if cfg.student.model is not None and not cfg.is_zoo(cfg.student.model):
+        resolve_student(ws, cfg)
+    if cfg.train.launcher.kind == "accelerate":
+        accelerate_config(cfg.train.launcher)
+
+
 def _settings(cfg: StudyConfig) -> dict[str, object]:
     return {"student": cfg.student.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
 
@@ -272,4 +280,5 @@ STAGE = Stage(
     help="Train the student with DPO / KTO on each selection, for every variant and seed.",
     estimate=estimate,
     settings=_settings,
+    preflight=preflight,
 )
