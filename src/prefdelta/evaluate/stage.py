@@ -109,8 +109,14 @@ def _chat(style: str) -> Callable[[Backend], bool] | bool:
 
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     ec = cfg.eval
-    if not ec.suites:
-        raise UserError("eval.suites: the spec names no suite (e.g. - math_id, or an arith suite)")
+    if not ec.suites:  # a study without evaluation: empty tables, so the report still runs
+        import pandas as pd
+
+        cols = ["model_id", "checkpoint_hash", "suite", "domain", "benchmark", "level", "metric", "value", "n",
+                "ci_low", "ci_high"]  # fmt: skip
+        if not ws.has_table("evals"):
+            ws.write_table("evals", pd.DataFrame(columns=cols))
+        return StageOutput(["evals"], [], "(no suites in the spec: nothing to evaluate)")
     models = targets(ws, cfg, ctx)
     if not models:
         raise UserError("eval: no model to evaluate (check eval.include and eval.models)")

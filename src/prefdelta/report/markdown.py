@@ -91,7 +91,14 @@ def summary_markdown(
                 f"{s}: strongest {v.idxmax()} {_pct(v.max())}% vs weakest {v.idxmin()} "
                 f"{_pct(v.min())}% (gap {_pct(v.max() - v.min())} points)"
             )
-    out += ["Capability ladder — " + "; ".join(ladder) + ".", ""]
+    if not ladder:  # generators not evaluated on the suites (eval.include): their capability
+        cap = generators.set_index("generator_id")["capability"].dropna()
+        if len(cap):
+            ladder.append(
+                f"capability on the pair problems: strongest {cap.idxmax()} {_pct(cap.max())}% vs weakest "
+                f"{cap.idxmin()} {_pct(cap.min())}% (gap {_pct(cap.max() - cap.min())} points)"
+            )
+    out += ["Capability ladder — " + ("; ".join(ladder) or "not measured") + ".", ""]
 
     if traces is not None and len(traces):
         out += ["Sample traces (the first trace of each generator):", ""]
@@ -179,7 +186,10 @@ def summary_markdown(
         .first()
         .items()
     }
-    out += _training_section(cfg, runs, evals, eval_samples, suites, suite_h, gaps)
+    if len(runs):
+        out += _training_section(cfg, runs, evals, eval_samples, suites, suite_h, gaps)
+    else:
+        out += ["## Training", "", "No student was trained (the spec names none).", ""]
     return "\n".join(out)
 
 

@@ -202,6 +202,11 @@ def one_run(
 
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     tc = cfg.train
+    if cfg.student.model is None:  # a study of generators, judges and pairs only
+        ws.write_table(
+            "runs", pd.DataFrame(columns=["run_id", "variant", "selection_id", "strategy", "base_model"])
+        )
+        return StageOutput(["runs"], [], "(no student in the spec: nothing to train)")
     student = resolve_student(ws, cfg)
     sel = ws.read_table("selections", required_by="train")
     pairs = ws.read_table("pairs", required_by="train").set_index("pair_id")
