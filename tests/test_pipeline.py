@@ -179,7 +179,7 @@ def test_every_hyper_parameter_reaches_the_trainer(tmp_path):
     data = {"student": {"model": "m", "lora": {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj"], "merge": False}},
             "train": {**values, "seeds": [7]}}  # fmt: skip
     cfg = spec_from(data)
-    ((name, hyper),) = cfg.train.hyper_sets().items()
+    ((_name, hyper),) = cfg.train.hyper_sets().items()
     hp = cfg.train.run_hyper(hyper, 7, cfg.student.lora)
     for field, value in values.items():
         assert getattr(hp, field) == value, field
@@ -303,7 +303,7 @@ def test_a_student_that_does_not_load_and_a_server_that_is_down(tmp_path, capsys
                 "model": "m",
                 "openai": {"base_urls": ["http://127.0.0.1:9/v1"]},
             }
-        ],  # fmt: skip
+        ],
         "student": {"model": str(tmp_path / "no-such-model")},
     }
     spec = tmp_path / "s.yaml"
