@@ -208,7 +208,7 @@ def test_every_sampling_and_judge_setting_reaches_its_backend():
         assert f"settings.{field}" in judge_code or field in ("judge_id",), field
     factory = (SRC / "generate" / "factory.py").read_text()
     for group, fields in (("o", ("device", "dtype", "batch_size", "max_batch_size")),
-                          ("v", ("tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len", "llm_kwargs"))):  # fmt: skip
+                          ("v", ("tensor_parallel_size", "data_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len", "llm_kwargs"))):  # fmt: skip
         for f in fields:
             assert f"{group}.{f}" in factory, f
 
@@ -379,3 +379,28 @@ def test_gpu_example_specs_validate_and_plan(tmp_path, capsys, shared_datasets, 
         out = capsys.readouterr().out
         assert "generation requests" in out and "training runs" in out, out
         assert not (tmp_path / path.stem / "tables").exists()
+
+
+@pytest.mark.integration
+def test_accelerate_launcher_trains_a_study_run_on_two_processes(tmp_path):
+    """train.launcher: accelerate — the study starts `accelerate launch` (2 CPU processes) and
+    collects the run; it ends where the in-process run ends."""
+    import yaml
+
+    from prefdelta.study.runner import run_study
+
+    data = yaml.safe_load((ROOT / "tests" / "data" / "tiny_study.yaml").read_text())
+    data["train"].update(selections=["all"], seeds=[0], variants={}, epochs=1)
+    data["eval"]["suites"] = []
+    ws = Workspace(tmp_path / "ws")
+    run_study(ws, spec_from(data))
+    local = ws.read_table("runs").iloc[0]
+    data["train"]["launcher"] = {"kind": "accelerate", "config": "cpu_ddp_2"}
+    run_study(ws, spec_from(data), stages=(BY_NAME["train"],))
+    runs = ws.read_table("runs")
+    assert list(runs["launcher"]) == ["accelerate"]
+    run = runs.iloc[0]
+    assert run["run_id"] != local["run_id"]  # another launcher is another run
+    assert (ws.runs_dir / run["run_id"] / "launch.log").is_file()
+    assert (ws.resolve(run["checkpoint"]) / "config.json").is_file()
+    assert run["final_loss"] == pytest.approx(local["final_loss"], abs=1e-4)

@@ -81,6 +81,9 @@ class VLLMOptions(_Strict):
     """``backend: vllm``: GPUs per model, memory share (0.5–0.95), context cap, extra ``LLM`` args."""
 
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica (1, 2, 4, 8)")
+    data_parallel_size: int = Field(
+        1, ge=1, description="model replicas (each on tensor_parallel_size GPUs) sharing the requests"
+    )
     dtype: str = Field("auto", description="auto, bfloat16, float16")
     gpu_memory_utilization: float = Field(
         0.9, gt=0.0, le=1.0, description="share of GPU memory vLLM takes, 0.5-0.95"

@@ -28,6 +28,7 @@ def make_backend(spec: GeneratorSpec) -> Backend:
         return VLLMBackend(
             spec.model,
             tensor_parallel_size=v.tensor_parallel_size,
+            data_parallel_size=v.data_parallel_size,
             dtype=v.dtype,
             gpu_memory_utilization=v.gpu_memory_utilization,
             max_model_len=v.max_model_len,

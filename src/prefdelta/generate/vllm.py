@@ -61,6 +61,7 @@ class VLLMBackend:
         model: str,
         *,
         tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
         dtype: str = "auto",
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
@@ -82,6 +83,8 @@ class VLLMBackend:
         }
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
+        if data_parallel_size > 1:  # replicas of the model, each on tensor_parallel_size GPUs
+            kwargs["data_parallel_size"] = data_parallel_size
         kwargs.update(llm_kwargs or {})
         self.llm = self._vllm.LLM(**kwargs)
 

@@ -148,7 +148,9 @@ def one_run(
     """Train (or reuse) one run and return its ``runs`` row."""
     student_id, student_path, student_key = student
     launcher = cfg.train.launcher
-    key = stable_hash(student_key, hp.model_dump(), list(chosen_pairs.index), code, length=8)
+    key = stable_hash(
+        student_key, hp.model_dump(), list(chosen_pairs.index), launcher.model_dump(), code, length=8
+    )
     run_id = f"{variant}-{selection_id}-seed{hp.seed}-{key}"
     run_dir = ws.runs_dir / run_id
     done = run_dir / "truncation.json"
@@ -264,9 +266,16 @@ def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
 
 
 def preflight(ws: Workspace, cfg: StudyConfig) -> None:
-    """A student given as a folder exists and is a model folder (zoo students come later)."""
+    """A student given as a folder or hub id loads (its config; zoo students come later)."""
     if cfg.student.model is not None and not cfg.is_zoo(cfg.student.model):
-        resolve_student(ws, cfg)
+        _, path, _ = resolve_student(ws, cfg)
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"student.model: cannot load {cfg.student.model!r} ({first})") from None
     if cfg.train.launcher.kind == "accelerate":
         accelerate_config(cfg.train.launcher)
 
