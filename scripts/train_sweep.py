@@ -16,7 +16,6 @@ the gain over the untrained student.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import shutil
@@ -28,18 +27,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from prefdelta.evaluate.arith import evaluate_on_problems
-from prefdelta.study.stages.train import pair_texts
 
+from prefdelta.checkpoints import load_model
 from prefdelta.evaluate.stats import paired_bootstrap_ci
+from prefdelta.generate.hf import generate_all
+from prefdelta.judge.outcome import grade_arith
+from prefdelta.train.config import TrainHyper
 from prefdelta.train.dpo import train_on_texts
-from prefdelta.train.trainer import TrainHyper
 from prefdelta.workspace import Workspace
-from prefdelta.worlds.arith import ArithSpec, make_problems
-from prefdelta.zoo import models as zoo_mod
+from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text
 
 VAL_SEED = 13
-HYPER_FIELDS = {f.name for f in dataclasses.fields(TrainHyper)}
+HYPER_FIELDS = set(TrainHyper.model_fields)
 
 
 def _pairs_of(ws: Workspace) -> Callable[[str], tuple[list[str], list[str], list[str]]]:
@@ -48,21 +47,30 @@ def _pairs_of(ws: Workspace) -> Callable[[str], tuple[list[str], list[str], list
     pairs = ws.read_table("pairs").set_index("pair_id")
     traces = ws.read_table("traces").set_index("trace_id")
     problems = ws.read_table("problems").set_index("problem_id")
-    return lambda strategy: pair_texts(
-        pairs.loc[sel.loc[sel["strategy"] == strategy, "pair_id"]], traces, problems
-    )
+
+    def texts(strategy: str) -> tuple[list[str], list[str], list[str]]:
+        chosen = pairs.loc[sel.loc[sel["strategy"] == strategy, "pair_id"]]
+        return (
+            problems.loc[chosen["problem_id"], "prompt"].tolist(),
+            traces.loc[chosen["chosen_trace_id"], "text"].tolist(),
+            traces.loc[chosen["rejected_trace_id"], "text"].tolist(),
+        )
+
+    return texts
 
 
 def _accuracy(path: str | Path, problems) -> list[bool]:
-    model, tokenizer = zoo_mod.load_model(path)
-    correct, _ = evaluate_on_problems(model, tokenizer, problems, max_new_tokens=128, batch_size=250)
-    return correct
+    model, tokenizer = load_model(path)
+    outs = generate_all(
+        model, tokenizer, [prompt_text(p.text) for p in problems], max_new_tokens=128, batch_size=250
+    )
+    return [grade_arith(o.text, p.answer).correct for p, o in zip(problems, outs, strict=True)]
 
 
 def run(ws_dir: Path, grid: dict[str, list], out: Path, student: str, n_val: int) -> None:
     ws = Workspace(ws_dir)
     zoo = ws.read_table("zoo").set_index("generator_id")
-    student_path = zoo.loc[student, "path"]
+    student_path = ws.resolve(zoo.loc[student, "path"])
     val = make_problems(ArithSpec(), n_val, seed=VAL_SEED, prefix="val")
     done = set()
     if out.exists():

@@ -357,7 +357,7 @@ def test_stage_commands_default_to_the_workspace_spec(tmp_path):
 
 def test_readme_and_docs_name_no_removed_command():
     removed = ["generate run", "generate problems", "pairs build", "select make", "train run", "eval run ",
-               "eval lm-eval", "study/stages", "settings/", "prefdelta/config.py", "data/configs"]  # fmt: skip
+               "eval lm-eval", "study/stages/", "settings/", "prefdelta/config.py", "data/configs"]  # fmt: skip
     texts = {p: p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]}
     found = [(p.name, r) for p, t in texts.items() for r in removed if f"prefdelta {r}" in t or f"/{r}" in t]
     assert not found, found
@@ -404,3 +404,22 @@ def test_accelerate_launcher_trains_a_study_run_on_two_processes(tmp_path):
     assert (ws.runs_dir / run["run_id"] / "launch.log").is_file()
     assert (ws.resolve(run["checkpoint"]) / "config.json").is_file()
     assert run["final_loss"] == pytest.approx(local["final_loss"], abs=1e-4)
+
+
+def test_one_off_options_do_not_become_the_workspace_spec(tmp_path):
+    from prefdelta.cli.common import run_one, stage_spec
+    from prefdelta.study.spec import SPEC_FILE
+
+    data = template_data("demo")
+    spec = tmp_path / "study.yaml"
+    import yaml
+
+    spec.write_text(yaml.safe_dump(data))
+    ws = tmp_path / "ws"
+    run_one("problems", spec, ws, False, None)  # -c: recorded
+    recorded = (ws / SPEC_FILE).read_text()
+    run_one("problems", None, ws, False, ["problems.0.n=5"])  # a one-off override: not recorded
+    assert (ws / SPEC_FILE).read_text() == recorded
+    assert len(Workspace(ws).read_table("problems")) == 5
+    cfg, _ = stage_spec(None, ws)
+    assert cfg.problems[0].n == 200

@@ -100,8 +100,11 @@ def run_one(
     from prefdelta.study.runner import run_study
     from prefdelta.study.stages import BY_NAME
 
+    from prefdelta.study.spec import SPEC_FILE
+
     cfg, ws = stage_spec(config, workspace, overrides, options)
-    run_study(ws, cfg, force=force, stages=(BY_NAME[name],))
+    record = config is not None or not (ws.root / SPEC_FILE).is_file()
+    run_study(ws, cfg, force=force, stages=(BY_NAME[name],), record=record)
 
 
 def stage_app(name: str, help_text: str) -> typer.Typer:

@@ -93,7 +93,11 @@ def run(
         manager = TaskManager(include_path=str(include), include_defaults=builtin_tasks)
         unknown = [n for n in names if n not in manager.all_tasks]
         if unknown:
-            hint = "" if builtin_tasks else " (lm-eval's own tasks: --builtin-tasks; most need a hub)"
+            hint = (
+                ""
+                if builtin_tasks
+                else " (lm-eval's own tasks: lmeval.run(..., builtin_tasks=True); most need a hub)"
+            )
             raise UserError(f"unknown lm-eval task {unknown[0]!r}; shipped: {', '.join(SHIPPED)}{hint}")
         results = lm_eval.simple_evaluate(
             model=spec.backend,

@@ -18,23 +18,33 @@ from prefdelta.study.stages import STAGES
 from prefdelta.workspace import Workspace, atomic_write_text
 
 
-def _prepare(ws: Workspace, cfg: StudyConfig) -> ServerPool:
+def _prepare(ws: Workspace, cfg: StudyConfig, record: bool) -> ServerPool:
     import torch
 
     torch.set_num_threads(cfg.threads)
-    atomic_write_text(ws.root / SPEC_FILE, dump_spec(cfg))
+    if record:
+        atomic_write_text(ws.root / SPEC_FILE, dump_spec(cfg))
     return ServerPool(cfg.servers, ws.root / "logs" / "servers")
 
 
 def run_study(
-    ws: Workspace, cfg: StudyConfig, force: bool = False, stages: tuple[Stage, ...] = STAGES
+    ws: Workspace,
+    cfg: StudyConfig,
+    force: bool = False,
+    stages: tuple[Stage, ...] = STAGES,
+    record: bool = True,
 ) -> list[StageResult]:
-    """Run ``stages`` in order (each skipped when up to date); servers are stopped at the end."""
+    """Run ``stages`` in order (each skipped when up to date); servers are stopped at the end.
+
+    ``record``: write the spec to ``<workspace>/spec.yaml`` (the spec later stage commands
+    default to). A study run records it; a stage command only when given ``-c`` or when
+    the workspace has none, so a one-off option (``prefdelta eval --model X``) does not
+    become the workspace's spec."""
     start = time.perf_counter()
     for stage in stages:
         if stage.preflight is not None:
             stage.preflight(ws, cfg)
-    with _prepare(ws, cfg) as servers:
+    with _prepare(ws, cfg, record) as servers:
         results = [run_stage(ws, s, cfg, servers, force=force) for s in stages]
     if len(stages) > 1:
         info(f"study '{cfg.name}' finished in {time.perf_counter() - start:.0f}s")

@@ -2,7 +2,7 @@
 
 ``python -m prefdelta.train.launch --model DIR --pairs pairs.jsonl --out DIR [--hyper JSON]``
 on one process, or the same after ``accelerate launch --config_file
-configs/accelerate/cpu_ddp_2.yaml -m`` (or a DeepSpeed / FSDP config) on many. Each line of
+src/prefdelta/data/accelerate/cpu_ddp_2.yaml -m`` (or a DeepSpeed / FSDP config) on many. Each line of
 the pairs file is ``{"prompt": str, "chosen": str, "rejected": str}``.
 """
 

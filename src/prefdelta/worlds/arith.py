@@ -87,8 +87,17 @@ class ArithSpec(BaseModel):
     mul_max: int = Field(3, ge=2, le=9, description="largest multiplier")
     max_value: int = Field(99, ge=1, description="every intermediate stays in [0, max_value]")
     ops: list[OpKind] = Field(default_factory=lambda: list(ALL_OPS))
-    templates: Literal["base", "alt", "mixed"] = "base"
-    distractors: int = Field(0, ge=0, le=3, description="irrelevant sentences inserted")
+    templates: Literal["base", "alt", "mixed"] = Field("base", description="word phrasing family")
+    distractors: int = Field(0, ge=0, le=3, description="irrelevant sentences (code: unused variables)")
+    rendering: Literal["word", "code", "stem"] = Field(
+        "word", description="word problem (in-domain), Python program or science problem (worlds/render.py)"
+    )
+    repeat: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="chance an operation repeats the previous one (a loop in code); default 0.25 for code, else 0",
+    )
 
     @field_validator("ops")
     @classmethod
@@ -131,6 +140,8 @@ class ArithProblem:
     ops: tuple[Op, ...]
     text: str
     distractor_numbers: tuple[int, ...] = field(default=())
+    rendering: str = "word"
+    step_prefixes: tuple[str, ...] = field(default=())
 
     @property
     def answer(self) -> int:
@@ -159,6 +170,8 @@ class ArithProblem:
             "ops": [[o.kind, o.left, o.operand, o.result] for o in self.ops],
             "distractor_numbers": list(self.distractor_numbers),
             "steps": len(self.ops),
+            "rendering": self.rendering,
+            "step_prefixes": list(self.step_prefixes),
         }
 
     @classmethod
@@ -172,6 +185,8 @@ class ArithProblem:
             ops=ops,
             text=text,
             distractor_numbers=tuple(int(x) for x in meta.get("distractor_numbers", [])),  # type: ignore[union-attr]
+            rendering=str(meta.get("rendering", "word")),
+            step_prefixes=tuple(str(x) for x in meta.get("step_prefixes", [])),  # type: ignore[union-attr]
         )
 
 
@@ -212,8 +227,13 @@ def make_problem(rng: random.Random, spec: ArithSpec, problem_id: str) -> ArithP
         n_steps = rng.randint(spec.min_steps, spec.max_steps)
         ops: list[Op] = []
         value = start
+        repeat = spec.repeat if spec.repeat is not None else (0.25 if spec.rendering == "code" else 0.0)
         for i in range(n_steps):
             choice = _choose_op(rng, spec, value)
+            if repeat and ops and rng.random() < repeat:
+                again = (ops[-1].kind, ops[-1].operand)
+                if 0 <= _apply(again[0], value, again[1]) <= spec.max_value:
+                    choice = again
             if choice is None:
                 break
             kind, operand = choice
@@ -221,6 +241,22 @@ def make_problem(rng: random.Random, spec: ArithSpec, problem_id: str) -> ArithP
             ops.append(Op(kind, i - 1, operand, value))
         if len(ops) == n_steps:
             break
+    if spec.rendering != "word":
+        from prefdelta.worlds.render import RENDERERS, GraphView
+
+        view = GraphView(name, PRONOUN[name], obj, start, tuple((o.kind, o.operand) for o in ops))
+        r = RENDERERS[spec.rendering](rng, view, spec.distractors, spec.low, spec.high)
+        return ArithProblem(
+            problem_id=problem_id,
+            name=name,
+            obj=obj,
+            start=start,
+            ops=tuple(ops),
+            text=r.text,
+            distractor_numbers=r.distractor_numbers,
+            rendering=spec.rendering,
+            step_prefixes=r.step_prefixes,
+        )
     pron = PRONOUN[name]
     family = spec.templates if spec.templates != "mixed" else rng.choice(["base", "alt"])
     sentences = [f"{name} has {start} {obj}."]
@@ -264,11 +300,13 @@ def step_line(kind: OpKind, a: int, b: int, result: int | None = None) -> str:
 
 
 def reference_trace(problem: ArithProblem) -> str:
-    """The correct trace: one annotated line per operation, then ``#### answer``."""
+    """The correct trace: one annotated line per operation (after the rendering's prefix,
+    e.g. ``apples = `` in code), then ``#### answer``."""
     lines = []
     value = problem.start
-    for op in problem.ops:
-        lines.append(step_line(op.kind, value, op.operand))
+    prefixes = problem.step_prefixes or ("",) * len(problem.ops)
+    for op, prefix in zip(problem.ops, prefixes, strict=True):
+        lines.append(prefix + step_line(op.kind, value, op.operand))
         value = op.result
     lines.append(f"#### {value}")
     return "\n".join(lines)

@@ -60,13 +60,36 @@ class WorldSet(BaseModel):
     spec: dict[str, Any] = Field(
         default_factory=dict, description="knobs of the arith world (min_steps, max_steps, high, …)"
     )
+    mix: dict[str, float] = Field(
+        default_factory=lambda: {"word": 1.0},
+        description="pre-training mix of renderings, like a real model's corpus: mostly word problems and a "
+        "minority share of code and stem (e.g. {word: 0.8, code: 0.1, stem: 0.1}); shares sum to 1",
+    )
 
     @model_validator(mode="after")
     def _valid_spec(self) -> WorldSet:
         from prefdelta.worlds.arith import ArithSpec
 
         ArithSpec.model_validate(self.spec)
+        unknown = sorted(set(self.mix) - {"word", "code", "stem"})
+        if unknown:
+            raise ValueError(f"mix: unknown rendering {unknown[0]!r}; expected word, code or stem")
+        if any(v < 0 for v in self.mix.values()) or abs(sum(self.mix.values()) - 1.0) > 1e-6:
+            raise ValueError(f"mix: shares must be non-negative and sum to 1, got {self.mix}")
         return self
+
+    def problems(self):  # -> list[ArithProblem]
+        """The training problems: ``n`` split over the renderings by ``mix``, each seeded."""
+        from prefdelta.worlds.arith import ArithSpec, make_problems
+
+        out = []
+        for rendering, share in self.mix.items():
+            count = round(self.n * share)
+            if count:
+                spec = ArithSpec.model_validate({**self.spec, "rendering": rendering})
+                prefix = "zoo_train" if rendering == "word" else f"zoo_train_{rendering}"
+                out += make_problems(spec, count, self.seed, prefix=prefix)
+        return out
 
 
 class ZooConfig(BaseModel):

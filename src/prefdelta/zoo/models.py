@@ -56,10 +56,11 @@ def build_tokenizer(texts: Sequence[str], vocab_size: int = 400):  # -> PreTrain
 
 
 def tokenizer_corpus(seed: int = 0, n: int = 3000) -> list[str]:
-    """Prompts and traces from every template family, so no world word is unknown."""
+    """Prompts and traces of every template family and rendering, so no world word is unknown."""
     texts: list[str] = []
-    for i, fam in enumerate(("base", "alt", "mixed")):
-        spec = ArithSpec(templates=fam, distractors=1, min_steps=1, max_steps=6, high=40)
+    kinds = [("word", "base"), ("word", "alt"), ("word", "mixed"), ("code", "base"), ("stem", "base")]
+    for i, (rendering, fam) in enumerate(kinds):
+        spec = ArithSpec(templates=fam, rendering=rendering, distractors=1, min_steps=1, max_steps=6, high=40)
         for p in make_problems(spec, n, seed=seed + i, prefix="tok"):
             texts.append(prompt_text(p.text) + reference_trace(p))
     return texts

@@ -56,35 +56,77 @@ def model_keys(cfg: StudyConfig, tok_key: str) -> dict[str, str]:
     return {m.id: stable_hash(m.model_dump(), tok_key, cfg.zoo.train.model_dump()) for m in cfg.zoo.models}
 
 
+def _train_one(job: dict) -> dict:
+    """Train one zoo model in a worker process (one torch thread: the same weights whatever
+    the parallelism, so runs stay byte-deterministic)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from prefdelta.zoo import models
+    from prefdelta.zoo.config import WorldSet, ZooModelSpec
+
+    torch.set_num_threads(1)
+    spec = ZooModelSpec.model_validate(job["spec"])
+    tokenizer = AutoTokenizer.from_pretrained(job["tokenizer"])
+    train = WorldSet.model_validate(job["train"]).problems()
+    start = time.perf_counter()
+    stats = models.train_generator(
+        spec,
+        tokenizer,
+        train,
+        Path(job["out"]),
+        snapshot_dirs={int(k): Path(v) for k, v in job["snapshots"].items()},
+    )
+    stats["train_seconds"] = time.perf_counter() - start
+    for d in [*job["snapshots"].values(), job["out"]]:
+        (Path(d) / "prefdelta.json").write_text(json.dumps({"key": job["key"], "stats": stats}))
+    return stats
+
+
+def _train_all(jobs: list[dict], workers: int) -> None:
+    """Train ``jobs`` in ``workers`` processes (the zoo's models are independent)."""
+    if not jobs:
+        return
+    with bar(f"zoo: train {len(jobs)} models on {min(workers, len(jobs))} processes", len(jobs)) as advance:
+        if workers <= 1 or len(jobs) == 1:
+            for job in jobs:
+                _train_one(job)
+                advance(1)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(_train_one, job) for job in jobs]):
+                future.result()
+                advance(1)
+
+
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     rows: list[dict[str, object]] = []
     if cfg.zoo.models:
-        from prefdelta.worlds.arith import ArithSpec, make_problems
-        from prefdelta.zoo import models
-
-        tokenizer, tok_key = _tokenizer(ws, cfg, ctx.code)
-        t = cfg.zoo.train
-        train = make_problems(ArithSpec.model_validate(t.spec), t.n, t.seed, prefix="zoo_train")
-        for spec, key in zip(cfg.zoo.models, model_keys(cfg, tok_key).values(), strict=True):
+        _, tok_key = _tokenizer(ws, cfg, ctx.code)
+        keys = model_keys(cfg, tok_key)
+        jobs = []
+        for spec in cfg.zoo.models:
             out = ws.models_dir / spec.id
+            snaps = {str(step): str(ws.models_dir / gid) for gid, step in spec.snapshots.items()}
+            if not all(_marker_key(Path(d)) == keys[spec.id] for d in [str(out), *snaps.values()]):
+                jobs.append(
+                    {
+                        "spec": spec.model_dump(),
+                        "tokenizer": str(ws.models_dir / "_tokenizer"),
+                        "train": cfg.zoo.train.model_dump(),
+                        "out": str(out),
+                        "snapshots": snaps,
+                        "key": keys[spec.id],
+                    }
+                )
+        _train_all(jobs, cfg.threads)
+        for spec in cfg.zoo.models:
+            out = ws.models_dir / spec.id
+            stats = json.loads((out / "prefdelta.json").read_text())["stats"]
             snaps = {gid: (ws.models_dir / gid, step) for gid, step in spec.snapshots.items()}
-            folders = [out, *(d for d, _ in snaps.values())]
-            if all(_marker_key(d) == key for d in folders):
-                stats = json.loads((out / "prefdelta.json").read_text())["stats"]
-            else:
-                with bar(f"zoo: train {spec.id}", spec.steps) as advance:
-                    start = time.perf_counter()
-                    stats = models.train_generator(
-                        spec,
-                        tokenizer,
-                        train,
-                        out,
-                        progress=lambda s, t, loss: advance(1),
-                        snapshot_dirs={step: d for d, step in snaps.values()},
-                    )
-                    stats["train_seconds"] = time.perf_counter() - start
-                for d in [*(d for d, _ in snaps.values()), out]:
-                    (d / "prefdelta.json").write_text(json.dumps({"key": key, "stats": stats}))
             for gid, path, steps in [
                 (spec.id, out, spec.steps),
                 *((g, d, st) for g, (d, st) in snaps.items()),
@@ -99,7 +141,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                         "final_loss": stats["final_loss"] if gid == spec.id else None,
                         "train_seconds": stats.get("train_seconds", float("nan")) * steps / spec.steps,
                         "spec": json.dumps(spec.model_dump()),
-                        "key": stable_hash(key, gid),
+                        "key": stable_hash(keys[spec.id], gid),
                     }
                 )
     ws.write_table("zoo", pd.DataFrame(rows, columns=COLUMNS))
