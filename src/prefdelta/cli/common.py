@@ -98,9 +98,8 @@ def run_one(
 ) -> None:
     """Run the stage ``name`` of the spec (the body of every stage command)."""
     from prefdelta.study.runner import run_study
-    from prefdelta.study.stages import BY_NAME
-
     from prefdelta.study.spec import SPEC_FILE
+    from prefdelta.study.stages import BY_NAME
 
     cfg, ws = stage_spec(config, workspace, overrides, options)
     record = config is not None or not (ws.root / SPEC_FILE).is_file()
