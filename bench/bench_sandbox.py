@@ -2,9 +2,15 @@
 against running the same programs with no isolation (``exec`` in this process), and
 against a plain subprocess per program (the isolation floor: a fresh interpreter).
 
+Two sandbox graders: the judged one that grading uses (the tests run in a separate judge
+process calling the program over a pipe; the verdict is the judge's) and the old
+exit-status one (tests appended to the program, exit status 0 = pass: fakeable). They
+alternate round by round, so both see the same machine; ``figure judge_vs_exit_status``
+is the judged grader's time per program over the old one's.
+
 The canonical solutions are the benchmark's own reference code, so running them outside
-the sandbox is safe. Each arm grades all 164 programs sequentially (one worker), twice;
-the faster round counts (a shared machine is noisy).
+the sandbox is safe. Each arm grades all 164 programs sequentially (one worker), ROUNDS
+times; the fastest round counts (a shared machine is noisy).
 
     python bench/bench_sandbox.py [DATA_DIR]       # default ../shared/datasets
 """
@@ -21,7 +27,7 @@ from pathlib import Path
 
 from prefdelta.evaluate import humaneval, sandbox
 
-ROUNDS = 2
+ROUNDS = 3
 
 
 def no_isolation(programs: list[str]) -> int:
@@ -47,14 +53,19 @@ def in_sandbox(programs: list[str]) -> int:
     return sum(r.passed for r in sandbox.run_many(programs, workers=1))
 
 
-def best_rate(fn, programs: list[str]) -> tuple[float, int]:
-    best = 0.0
-    passed = 0
+def judged(tasks: list[humaneval.Task]) -> int:
+    return sum(r.passed for r in humaneval.grade(tasks, [t.canonical_solution for t in tasks], workers=1))
+
+
+def best_rates(arms: dict, n: int) -> dict[str, tuple[float, int]]:
+    """Each arm's best programs/s over ROUNDS rounds, the arms alternating within a round."""
+    best = {name: (0.0, 0) for name in arms}
     for _ in range(ROUNDS):
-        start = time.perf_counter()
-        passed = fn(programs)
-        best = max(best, len(programs) / (time.perf_counter() - start))
-    return best, passed
+        for name, fn in arms.items():
+            start = time.perf_counter()
+            passed = fn()
+            best[name] = (max(best[name][0], n / (time.perf_counter() - start)), passed)
+    return best
 
 
 def main() -> None:
@@ -66,17 +77,29 @@ def main() -> None:
     print(
         f"{len(programs)} HumanEval canonical solutions, 1 worker, best of {ROUNDS} rounds, {os.cpu_count()} cores"
     )
+    n = len(programs)
     rates = {}
     for name, fn in (
         ("no isolation (exec)", no_isolation),
         ("plain subprocess", plain_subprocess),
-        ("sandbox", in_sandbox),
     ):
-        rate, passed = best_rate(fn, programs)
+        rate, passed = best_rates({name: lambda fn=fn: fn(programs)}, n)[name]
         rates[name] = rate
-        print(f"{name:>20}: {rate:8.1f} programs/s  ({passed}/{len(programs)} passed)")
-    print(f"sandbox vs plain subprocess: {rates['plain subprocess'] / rates['sandbox']:.2f} x slower")
-    print(f"figure sandbox_slowdown {rates['no isolation (exec)'] / rates['sandbox']:.1f} x")
+        print(f"{name:>24}: {rate:8.1f} programs/s  ({passed}/{n} passed)")
+    sandboxed = best_rates(
+        {
+            "sandbox, exit status": lambda: in_sandbox(programs),
+            "sandbox, judged": lambda: judged(tasks),
+        },
+        n,
+    )
+    for name, (rate, passed) in sandboxed.items():
+        rates[name] = rate
+        print(f"{name:>24}: {rate:8.1f} programs/s  ({passed}/{n} passed, {1000 / rate:.1f} ms/program)")
+    judged_rate, old_rate = rates["sandbox, judged"], rates["sandbox, exit status"]
+    print(f"judged sandbox vs plain subprocess: {rates['plain subprocess'] / judged_rate:.2f} x slower")
+    print(f"figure sandbox_slowdown {rates['no isolation (exec)'] / judged_rate:.1f} x")
+    print(f"figure judge_vs_exit_status {old_rate / judged_rate:.2f} x time per program")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ nothing here signals ``-1`` or touches files outside this test's own temporary f
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from prefdelta.evaluate import sandbox
-from prefdelta.evaluate.sandbox import Limits, run_python
+from prefdelta.evaluate.sandbox import Check, Limits, run_python
+from prefdelta.evaluate.sandbox_boot import decode, encode
 
 pytestmark = pytest.mark.integration
 
@@ -218,3 +220,183 @@ def test_basic_mode_disables_sockets():
 def test_describe_names_the_mode():
     assert sandbox.describe("basic").startswith("basic:")
     assert "NOT a security boundary" in sandbox.describe("basic")
+
+
+# --- graded runs: the judge decides, the program only answers calls ------------------------
+
+PLAIN = [None, True, False, 0, -1, 2**100, -(2**70), 1.5, -0.0, float("inf"), float("-inf"), 5e-324,
+         3 + 4j, "", "héllo \ud800", b"\x00b", bytearray(b"x"), (), (1,), [1, [2, (3,)]],
+         {"a": 1, (1, 2): [3]}, {1, 2}, frozenset({"a"}), range(1, 10, 3)]  # fmt: skip
+
+
+def test_codec_round_trips_plain_values_exactly():
+    for value in PLAIN:
+        back = decode(encode(value))
+        assert back == value and type(back) is type(value), value
+    assert math.copysign(1.0, decode(encode(-0.0))) == -1.0
+    nan = decode(encode(float("nan")))
+    assert nan != nan
+    assert type(decode(encode(1))) is int and decode(encode(True)) is True
+    it = decode(encode(x for x in (1, 2)))  # an iterator stays one: equal to no list
+    assert it != [1, 2] and list(it) == [1, 2]
+
+    class Liar(str):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = str.__hash__
+
+    back = decode(encode(Liar("a")))
+    assert type(back) is str and back != "b"  # subclasses arrive as their plain base type
+    with pytest.raises(TypeError):
+        encode(object())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"Q",
+        b"NN",  # trailing bytes
+        b"i\x00\x00\x00\x05ab",  # truncated
+        b"l\xff\xff\xff\xffN",  # claims 4 billion items
+        b"S\x00\x00\x00\x01l\x00\x00\x00\x00",  # an unhashable set member
+        b"l\x00\x00\x00\x01" * 200 + b"N",  # nested too deep
+        b"s\x00\x00\x00\x02\xff\xfe",  # not UTF-8
+        b"f\x03xyz",
+        b"r" + encode(1) + encode("a") + encode(1),
+    ],
+)
+def test_the_judges_decoder_rejects_malformed_answers(bad):
+    with pytest.raises(ValueError):
+        decode(bad)
+
+
+ADD_TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"
+
+
+def test_graded_run_passes_only_when_check_returns():
+    add = Check(ADD_TEST, "add")
+    assert run_python("def add(a, b):\n    return a + b\n", TIGHT, check=add).passed
+    wrong = run_python("def add(a, b):\n    return a - b\n", TIGHT, check=add)
+    assert wrong.status == "failed" and wrong.detail == "AssertionError (test line 2)"
+    exits = run_python("def add(a, b):\n    return a - b\nraise SystemExit(0)\n", TIGHT, check=add)
+    assert exits.status == "failed" and "SystemExit" in exits.detail
+    missing = run_python("def plus(a, b):\n    return a + b\n", TIGHT, check=add)
+    assert missing.status == "failed" and "'add'" in missing.detail
+    # Exit status, output and hooks of a right program do not matter either.
+    noisy = "import atexit, os\natexit.register(os._exit, 7)\nprint('hi')\ndef add(a, b):\n    return a + b\n"
+    result = run_python(noisy, TIGHT, check=add)
+    assert result.passed and result.stdout == "hi\n"
+
+
+def test_graded_run_candidate_exceptions_and_helpers():
+    test = (
+        "def check(candidate):\n"
+        "    try:\n        candidate(-1)\n    except ValueError as e:\n        assert 'negative' in str(e)\n"
+        "    else:\n        assert False, 'no ValueError'\n"
+        "    assert candidate(4) == double(4)\n"
+        "    assert f(3) == 6  # the entry point by name is the candidate too\n"
+    )
+    helpers = (
+        "from typing import List\n\ndef double(x: int) -> int:\n    return 2 * x\n\ndef f(x):\n    pass\n"
+    )
+    program = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return 2 * x\n"
+    assert run_python(program, TIGHT, check=Check(test, "f", helpers)).passed
+
+
+def test_a_dead_program_fails_even_when_the_tests_swallow_errors():
+    test = "def check(candidate):\n    try:\n        candidate()\n    except BaseException:\n        pass\n"
+    result = run_python("import os\ndef f():\n    os._exit(0)\n", TIGHT, check=Check(test, "f"))
+    assert result.status == "failed" and "died" in result.detail
+    # A raising candidate is an ordinary exception the tests may expect.
+    assert run_python("def f():\n    raise KeyError(1)\n", TIGHT, check=Check(test, "f")).passed
+
+
+def test_the_program_never_holds_the_tests_or_the_token(monkeypatch):
+    token = secrets.token_hex(16)
+    monkeypatch.setattr(sandbox, "_verdict_token", lambda: token)
+    marker = "unique-" + secrets.token_hex(8)
+    test = f"def check(candidate):\n    assert candidate() == {marker!r}\n"
+    snoop = (
+        "import os, sys\n"
+        "print(sys.argv, dict(os.environ))\n"
+        "for path in ('/proc/self/cmdline', '/proc/self/environ'):\n"
+        "    print(open(path, 'rb').read())\n"
+        "for fd in range(64):\n"
+        "    try:\n        print(fd, os.pread(fd, 1 << 16, 0))\n    except OSError:\n        pass\n"
+        "def f():\n    return 'guess'\n"
+    )
+    result = run_python(snoop, TIGHT, check=Check(test, "f"))
+    assert result.status == "failed"
+    assert marker not in result.stdout + result.stderr
+    assert token not in result.stdout + result.stderr
+
+
+def test_graded_set_up_failure_is_a_sandbox_error(monkeypatch):
+    """Reported by the program's side before any program code ran, so it cannot be forged."""
+    real = sandbox._boot_config
+    monkeypatch.setattr(sandbox, "_boot_config", lambda *a: {**real(*a), "nproc": -5})
+    with pytest.raises(sandbox.SandboxError, match="set-up failed"):
+        run_python("def f():\n    return 1\n", TIGHT, check=Check("def check(c):\n    pass\n", "f"))
+
+
+def test_graded_runs_in_every_mode_and_with_site_packages():
+    add = Check(ADD_TEST, "add")
+    tried = []
+    for mode in ("strict", "userns", "basic"):
+        for limits in (TIGHT, Limits(wall_s=20, site=True)):
+            try:
+                right = run_python("def add(a, b):\n    return a + b\n", limits, mode, add)
+            except sandbox.SandboxError:
+                continue  # this mode is not available here
+            assert right.passed, (mode, limits.site, right.detail, right.stderr)
+            assert not run_python("import sys\nsys.exit(0)\n", limits, mode, add).passed
+            tried.append((mode, limits.site))
+    assert ("basic", False) in tried and ("basic", True) in tried
+
+
+def test_run_many_needs_one_check_per_program():
+    with pytest.raises(ValueError, match="checks"):
+        sandbox.run_many(["pass"], TIGHT, checks=[])
+
+
+def test_a_program_too_big_for_the_sandbox_fails_without_aborting_the_run():
+    big = "x = 1\n" + "#" * (3 << 20) + "\n"
+    result = run_python(big, TIGHT)  # tmpfs_mb=4 (in basic mode there is no tmpfs: it just runs)
+    assert result.passed == (sandbox.best_mode() == "basic")
+
+
+def test_the_program_cannot_replace_what_the_judge_imports():
+    """The judge imports the tests' modules after the program ran: the program must not be
+    able to mount over them or write beside them (only namespaced modes: in basic mode a
+    mount would land on this machine)."""
+    import colorsys
+
+    stray = Path(colorsys.__file__).with_name(f"prefdelta_probe_{secrets.token_hex(4)}.py")
+    hijack = (
+        "import colorsys, ctypes, os\n"
+        "os.makedirs('/tmp/fake', exist_ok=True)\n"
+        "open('/tmp/fake/colorsys.py', 'w').write('HIJACKED = True\\n')\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.mount(b'/tmp/fake/colorsys.py', colorsys.__file__.encode(), None, 4096, None)  # MS_BIND\n"
+        "libc.mount(b'/tmp/fake', os.path.dirname(colorsys.__file__).encode(), None, 4096, None)\n"
+        f"try:\n    open({str(stray)!r}, 'w').write('HIJACKED = True\\n')\nexcept OSError:\n    pass\n"
+        "sys_modules_hint = None\n"
+        "def f():\n    return 1\n"
+    )
+    test = "def check(candidate):\n    import colorsys\n    assert not hasattr(colorsys, 'HIJACKED')\n    assert candidate() == 1\n"
+    tried = 0
+    try:
+        for mode in ("strict", "userns"):
+            try:
+                result = run_python(hijack, TIGHT, mode, Check(test, "f"))
+            except sandbox.SandboxError:
+                continue
+            tried += 1
+            assert result.passed, (mode, result.detail)  # the judge got the real colorsys
+            assert not stray.exists(), mode
+    finally:
+        stray.unlink(missing_ok=True)
+    if not tried:
+        pytest.skip("no namespaced mode on this machine")

