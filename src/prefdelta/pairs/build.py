@@ -387,6 +387,11 @@ def build_pairs(
         out = correctness_pairs(
             traces, scores, generators, chosen=cfg.chosen, rejected=cfg.rejected, seed=cfg.seed, **common
         )
+    if cfg.within and cfg.strategy != "within_generator":
+        equal = within_generator_pairs(
+            traces, scores, generators, generator_ids=cfg.within, quadrants=cfg.quadrants, **common
+        )
+        out = pd.concat([out, equal], ignore_index=True)
     out = flag_pairs(out, cfg.flag_key)
     if cfg.flagged == "drop":
         out = out[~out["flagged"]].reset_index(drop=True)

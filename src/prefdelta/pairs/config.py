@@ -75,6 +75,12 @@ class PairsConfig(_Strict):
     )
     flag_key: str = Field("aggregate", description="delta that flags a pair when negative")
     seed: int = Field(0, description="seed of the sample matching")
+    within: list[str] = Field(
+        default_factory=list,
+        description="also build within-generator pairs (best against worst sample by judged quality) "
+        "for these generators: the 'equal' rung of a generator ladder, where chosen and rejected "
+        "come from the same model",
+    )
     weights: dict[str, float] = Field(
         default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0),
         description="weights of the dimensions (and optionally 'outcome') in delta_aggregate; "

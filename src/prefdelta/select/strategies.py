@@ -31,7 +31,7 @@ import pandas as pd
 from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
 from prefdelta.pairs.config import QUADRANTS, SELECT_KEYS
-from prefdelta.select.config import SelectConfig
+from prefdelta.select.config import GridConfig, LadderConfig, SelectConfig
 
 
 def key_column(pairs: pd.DataFrame, key: str) -> str:
@@ -253,9 +253,107 @@ def select_by_generator_pair(
 
 
 def matches(strategy: str, name: str) -> bool:
-    """Whether a selection's ``strategy`` is the one ``train.selections`` names: ``gen``
-    names every per-generator-pair selection."""
-    return strategy == name or (name == "gen" and strategy.startswith(GEN_PREFIX))
+    """Whether a selection's ``strategy`` is one ``train.selections`` names: the strategy
+    itself, or a prefix at a ``:`` (``ladder`` names every ladder cell, ``grid:sample`` every
+    cell of the grid named sample); ``gen`` names every per-generator-pair selection."""
+    return (
+        strategy == name
+        or strategy.startswith(name + ":")
+        or (name == "gen" and strategy.startswith(GEN_PREFIX))
+    )
+
+
+def _relabel(sel: pd.DataFrame, strategy: str, selection_id: str) -> pd.DataFrame:
+    return sel.assign(strategy=strategy, selection_id=selection_id)
+
+
+def generator_pool(pairs: pd.DataFrame, chosen: str, rejected: str) -> pd.DataFrame:
+    """The pairs of one (chosen, rejected) generator pair."""
+    pool = pairs[(pairs["chosen_generator"] == chosen) & (pairs["rejected_generator"] == rejected)]
+    if pool.empty:
+        have = sorted(set(zip(pairs["chosen_generator"], pairs["rejected_generator"], strict=True)))
+        raise UserError(
+            f"no pairs with chosen {chosen!r} and rejected {rejected!r} "
+            f"(generator pairs with pairs: {', '.join(f'{a}>{b}' for a, b in have[:12])})"
+        )
+    return pool
+
+
+def widest_pair(pairs: pd.DataFrame) -> tuple[str, str]:
+    """The (chosen, rejected) generator pair with the largest capability gap (ties: most pairs)."""
+    cross = pairs[pairs["chosen_generator"] != pairs["rejected_generator"]]
+    if cross.empty:
+        raise UserError(
+            "no cross-generator pairs: a grid needs a generator pair (give grids.chosen/rejected)"
+        )
+    g = cross.groupby(["chosen_generator", "rejected_generator"]).agg(
+        gap=("generator_gap", "mean"), n=("pair_id", "size")
+    )
+    best = g.sort_values(["gap", "n"], ascending=False).index[0]
+    return str(best[0]), str(best[1])
+
+
+def select_ladder(pairs: pd.DataFrame, cfg: LadderConfig) -> pd.DataFrame:
+    """One equal-size selection per rung of a :class:`LadderConfig` (see its docstring)."""
+    side, other = (
+        ("rejected_generator", "chosen_generator")
+        if cfg.fixed == "rejected"
+        else (
+            "chosen_generator",
+            "rejected_generator",
+        )
+    )
+    mine = pairs[pairs[side] == cfg.generator]
+    gaps = mine[mine[other] != cfg.generator].groupby(other)["generator_gap"].mean()
+    rungs = list(cfg.rungs) or list(gaps.sort_values(kind="stable").index)  # nearest rung first
+    if cfg.equal:
+        rungs = [cfg.generator, *[r for r in rungs if r != cfg.generator]]
+    pools = []
+    for r in rungs:
+        a, b = (r, cfg.generator) if cfg.fixed == "rejected" else (cfg.generator, r)
+        pools.append((a, b, generator_pool(pairs, a, b)))
+    n = min(len(p) for _, _, p in pools)
+    if cfg.k is not None:
+        n = min(n, cfg.k)
+    parts = []
+    for a, b, pool in pools:
+        ids = np.sort(pool["pair_id"].to_numpy(dtype=str))
+        rng = np.random.default_rng(int(stable_hash("ladder", cfg.seed, a, b, length=8), 16))
+        sel = _record(
+            np.sort(ids[rng.permutation(len(ids))[:n]]), "ladder", "generator_gap", None, n, cfg.seed
+        )
+        parts.append(_relabel(sel, f"ladder:{cfg.name}:{a}>{b}", f"{cfg.name}-{a}-over-{b}-k{n}-s{cfg.seed}"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def select_grid(pairs: pd.DataFrame, cfg: GridConfig) -> pd.DataFrame:
+    """Every cell of a :class:`GridConfig` inside its generator pair (see its docstring)."""
+    if (cfg.chosen is None) != (cfg.rejected is None):
+        raise UserError(
+            f"select.grids ({cfg.name}): give both chosen and rejected, or neither (the widest gap)"
+        )
+    chosen, rejected = (cfg.chosen, cfg.rejected) if cfg.chosen else widest_pair(pairs)
+    pool = generator_pool(pairs, chosen, rejected)  # type: ignore[arg-type]
+    parts = []
+    for key in cfg.keys:
+        for fraction in cfg.fractions:
+            for strategy in cfg.strategies:
+                if strategy == "random":
+                    sel = select_random(pool, fraction, cfg.seed, key=key)
+                else:
+                    sel = select_top(pool, key, fraction, bottom=strategy == "bottom")
+                tag = f"{strategy}:{key}:{fraction:g}"
+                parts.append(_relabel(sel, f"grid:{cfg.name}:{tag}", f"{cfg.name}-{tag.replace(':', '-')}"))
+    if cfg.all:
+        parts.append(_relabel(select_all(pool), f"grid:{cfg.name}:all", f"{cfg.name}-all"))
+    for quads in cfg.quadrants:
+        q = "+".join(quads)
+        sel = select_quadrant(pool, quads)
+        parts.append(
+            _relabel(sel, f"grid:{cfg.name}:quadrant:{q}", f"{cfg.name}-quadrant-{q.replace('+', '')}")
+        )
+    out = pd.concat(parts, ignore_index=True)
+    return out.assign(chosen_generator=chosen, rejected_generator=rejected)
 
 
 def selections_for(pairs: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:
@@ -266,11 +364,17 @@ def selections_for(pairs: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:
     """
     quads = None if set(cfg.quadrants) == set(QUADRANTS) else list(cfg.quadrants)
     common = {"k": cfg.k, "stratify": cfg.stratify, "quadrants": quads}
-    parts = [select_top(pairs, cfg.key, cfg.fraction, **common)]
-    if cfg.bottom:
-        parts.append(select_top(pairs, cfg.key, cfg.fraction, bottom=True, **common))
-    parts.append(select_random(pairs, cfg.fraction, cfg.seed, key=cfg.key, **common))
-    parts.append(select_all(pairs, quads))
-    if cfg.by_generator_pair:
-        parts.append(select_by_generator_pair(pairs, cfg.seed, k=cfg.k, quadrants=quads))
+    parts = []
+    if cfg.basic:
+        parts.append(select_top(pairs, cfg.key, cfg.fraction, **common))
+        if cfg.bottom:
+            parts.append(select_top(pairs, cfg.key, cfg.fraction, bottom=True, **common))
+        parts.append(select_random(pairs, cfg.fraction, cfg.seed, key=cfg.key, **common))
+        parts.append(select_all(pairs, quads))
+        if cfg.by_generator_pair:
+            parts.append(select_by_generator_pair(pairs, cfg.seed, k=cfg.k, quadrants=quads))
+    parts += [select_ladder(pairs, ladder) for ladder in cfg.ladders]
+    parts += [select_grid(pairs, grid) for grid in cfg.grids]
+    if not parts:
+        raise UserError("select: nothing to select (select.basic is false and no ladders or grids are given)")
     return pd.concat(parts, ignore_index=True)

@@ -163,6 +163,13 @@ class TrainConfig(Hyper):
         "e.g. {kto: {algorithm: kto, beta: 0.5}} or {dpo_b05: {beta: 0.5}}",
     )
     launcher: LauncherConfig = Field(default_factory=LauncherConfig, description="in-process or accelerate")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="in-process runs trained at once in worker processes, one torch thread each: "
+        "2 for tiny students on a 2-core CPU; 1 on a GPU",
+    )
 
     def model_post_init(self, __context: object) -> None:
         if len(set(self.seeds)) != len(self.seeds):

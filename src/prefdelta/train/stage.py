@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ import pandas as pd
 
 from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
-from prefdelta.progress import bar, info
+from prefdelta.progress import info
 from prefdelta.select import strategies as select_mod
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.train.config import LauncherConfig, TrainHyper
@@ -132,73 +133,108 @@ def launch_accelerate(
         raise UserError(f"train: accelerate launch exited with {proc.returncode} ({tail[0]}); see {log}")
 
 
-def one_run(
-    ws: Workspace,
-    cfg: StudyConfig,
-    student: tuple[str, str, str],
-    variant: str,
-    hp: TrainHyper,
-    selection_id: str,
-    strategy: str,
-    chosen_pairs: pd.DataFrame,
-    traces: pd.DataFrame,
-    problems: pd.DataFrame,
-    code: str,
-) -> dict[str, object]:
-    """Train (or reuse) one run and return its ``runs`` row."""
-    student_id, student_path, student_key = student
-    launcher = cfg.train.launcher
-    key = stable_hash(
-        student_key, hp.model_dump(), list(chosen_pairs.index), launcher.model_dump(), code, length=8
-    )
-    run_id = f"{variant}-{selection_id}-seed{hp.seed}-{key}"
-    run_dir = ws.runs_dir / run_id
-    done = run_dir / "truncation.json"
-    if not (done.exists() and (run_dir / "final").is_dir()):
-        prompts = student_prompts(student_path, problems, list(chosen_pairs["problem_id"]))
-        chosen = traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist()
-        rejected = traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist()
-        ref_cache = ws.cache_dir / "refcache"
-        if launcher.kind == "accelerate":
-            info(f"train: {run_id}: accelerate launch ({launcher.config})")
-            launch_accelerate(launcher, student_path, prompts, chosen, rejected, hp, run_dir, ref_cache)
-        else:
-            from prefdelta.train.dpo import train_on_texts
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the stage: its identity and, when it is not trained yet, its inputs."""
 
-            steps = -(-len(prompts) // (hp.batch_size * hp.grad_accum)) * hp.epochs
-            with bar(f"train: {variant} on {selection_id}, seed {hp.seed}", steps) as advance:
-                train_on_texts(
-                    student_path,
-                    prompts,
-                    chosen,
-                    rejected,
-                    hp,
-                    run_dir,
-                    progress=lambda s, t: advance(1),
-                    ref_cache_root=ref_cache,
-                )
-    trunc = json.loads(done.read_text())
+    run_id: str
+    variant: str
+    hp: TrainHyper
+    selection_id: str
+    strategy: str
+    n_pairs: int
+    pair_ids: tuple[str, ...]
+
+
+def plan_run(
+    ws: Workspace, cfg: StudyConfig, student_key: str, variant: str, hp: TrainHyper,
+    selection_id: str, strategy: str, chosen_pairs: pd.DataFrame, code: str,
+) -> PlannedRun:  # fmt: skip
+    key = stable_hash(
+        student_key,
+        hp.model_dump(),
+        list(chosen_pairs.index),
+        cfg.train.launcher.model_dump(),
+        code,
+        length=8,
+    )
+    return PlannedRun(
+        f"{variant}-{selection_id}-seed{hp.seed}-{key}", variant, hp, selection_id, strategy,
+        len(chosen_pairs), tuple(chosen_pairs.index),
+    )  # fmt: skip
+
+
+def is_done(run_dir: Path) -> bool:
+    return (run_dir / "truncation.json").exists() and (run_dir / "final").is_dir()
+
+
+def train_job(job: dict) -> None:
+    """Train one run in process (the worker function of ``train.workers``)."""
+    from prefdelta.train.dpo import train_on_texts
+
+    train_on_texts(
+        job["model"], job["prompts"], job["chosen"], job["rejected"], TrainHyper.model_validate_json(job["hp"]),
+        Path(job["run_dir"]), ref_cache_root=Path(job["ref_cache"]),
+    )  # fmt: skip
+
+
+def prewarm_reference(model_path: str, jobs: list[dict]) -> None:
+    """Reference log-probs of every chosen and rejected completion, once, before parallel
+    runs start (so that workers do not compute the same ones side by side)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefdelta.train.logprobs import encode_pairs
+    from prefdelta.train.refcache import RefCache, model_key
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    cache = RefCache(Path(jobs[0]["ref_cache"]), model_key(model_path))
+    items = []
+    for job in jobs:
+        hp = TrainHyper.model_validate_json(job["hp"])
+        pairs, _, _ = encode_pairs(
+            tokenizer, job["prompts"], job["chosen"], job["rejected"], max_length=hp.max_length
+        )
+        items += [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
+    missing = cache.missing(items)
+    if missing:
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+        cache.compute(
+            model, missing, pad, TrainHyper.model_validate_json(jobs[0]["hp"]).max_tokens_per_forward
+        )
+
+
+def run_row(
+    ws: Workspace, cfg: StudyConfig, student: tuple[str, str, str], run: PlannedRun
+) -> dict[str, object]:
+    """The ``runs`` row of a finished run."""
+    student_id, student_path, _ = student
+    run_dir = ws.runs_dir / run.run_id
+    trunc = json.loads((run_dir / "truncation.json").read_text())
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    hp = run.hp
     return {
-        "run_id": run_id,
+        "run_id": run.run_id,
         "algorithm": hp.algorithm,
-        "variant": variant,
+        "variant": run.variant,
         "base_model": student_id,
         "base_path": ws.relative(student_path) if Path(student_path).exists() else student_path,
-        "selection_id": selection_id,
-        "strategy": strategy,
-        "n_pairs": len(chosen_pairs),
+        "selection_id": run.selection_id,
+        "strategy": run.strategy,
+        "n_pairs": run.n_pairs,
         "hyper": hp.model_dump_json(),
         "seed": hp.seed,
         "lora": hp.lora.r > 0,
         "adapter": hp.lora.r > 0 and not hp.lora.merge,
-        "launcher": launcher.kind,
+        "launcher": cfg.train.launcher.kind,
         "checkpoint": ws.relative(run_dir / "final"),
         "metrics": ws.relative(run_dir / "metrics.jsonl"),
         "final_loss": last["loss"],
         "final_margin": last["margin"],
         "n_truncated": int(trunc.get("truncated", 0)),
         "n_dropped": int(trunc.get("dropped", 0)),
+        "onpolicy_chosen": trunc.get("logp_per_token_chosen", float("nan")),
+        "onpolicy_rejected": trunc.get("logp_per_token_rejected", float("nan")),
     }
 
 
@@ -217,14 +253,14 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         ws.read_table("problems", required_by="train").drop_duplicates("problem_id").set_index("problem_id")
     )
     hyper_sets = tc.hyper_sets()
-    rows = []
+    planned: list[PlannedRun] = []
     for name in tc.selections:
         found = [s for s in dict.fromkeys(sel["strategy"]) if select_mod.matches(s, name)]
         if not found:
             hint = " (set select.by_generator_pair: true)" if name == "gen" else ""
             raise UserError(
                 f"train.selections: names {name!r}, but no such selection exists{hint} "
-                f"(have: {', '.join(sorted(sel['strategy'].unique()))})"
+                f"(have: {', '.join(sorted(sel['strategy'].unique())[:20])})"
             )
         for strategy in found:
             ids = sel[sel["strategy"] == strategy]
@@ -233,21 +269,43 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
             for variant, hyper in hyper_sets.items():
                 for seed in tc.seeds:
                     hp = tc.run_hyper(hyper, seed, cfg.student.lora)
-                    rows.append(
-                        one_run(
-                            ws,
-                            cfg,
-                            student,
-                            variant,
-                            hp,
-                            selection_id,
-                            strategy,
-                            chosen_pairs,
-                            traces,
-                            problems,
-                            ctx.code,
+                    planned.append(
+                        plan_run(
+                            ws, cfg, student[2], variant, hp, selection_id, strategy, chosen_pairs, ctx.code
                         )
                     )
+    planned = list({r.run_id: r for r in planned}.values())  # a cell named twice is one run
+    jobs = []
+    for run in planned:
+        run_dir = ws.runs_dir / run.run_id
+        if is_done(run_dir):
+            continue
+        chosen_pairs = pairs.loc[list(run.pair_ids)]
+        jobs.append(
+            {
+                "model": student[1],
+                "prompts": student_prompts(student[1], problems, list(chosen_pairs["problem_id"])),
+                "chosen": traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist(),
+                "rejected": traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist(),
+                "hp": run.hp.model_dump_json(),
+                "run_dir": str(run_dir),
+                "ref_cache": str(ws.cache_dir / "refcache"),
+            }
+        )
+    if tc.launcher.kind == "accelerate":
+        for job in jobs:
+            info(f"train: {Path(job['run_dir']).name}: accelerate launch ({tc.launcher.config})")
+            launch_accelerate(
+                tc.launcher, job["model"], job["prompts"], job["chosen"], job["rejected"],
+                TrainHyper.model_validate_json(job["hp"]), Path(job["run_dir"]), Path(job["ref_cache"]),
+            )  # fmt: skip
+    else:
+        from prefdelta.parallel import run_jobs
+
+        if jobs and tc.workers > 1:
+            prewarm_reference(student[1], jobs)
+        run_jobs(train_job, jobs, tc.workers, "train: runs")
+    rows = [run_row(ws, cfg, student, run) for run in planned]
     ws.write_table("runs", pd.DataFrame(rows))
     return StageOutput(["runs"], [ws.resolve(str(r["checkpoint"])) for r in rows], f"({len(rows)} runs)")
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from prefdelta.hashing import stable_hash
-from prefdelta.progress import bar
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
 
@@ -57,15 +56,13 @@ def model_keys(cfg: StudyConfig, tok_key: str) -> dict[str, str]:
 
 
 def _train_one(job: dict) -> dict:
-    """Train one zoo model in a worker process (one torch thread: the same weights whatever
-    the parallelism, so runs stay byte-deterministic)."""
-    import torch
+    """Train one zoo model (in a worker process when there are several: one torch thread
+    either way, so the weights do not depend on the parallelism)."""
     from transformers import AutoTokenizer
 
     from prefdelta.zoo import models
     from prefdelta.zoo.config import WorldSet, ZooModelSpec
 
-    torch.set_num_threads(1)
     spec = ZooModelSpec.model_validate(job["spec"])
     tokenizer = AutoTokenizer.from_pretrained(job["tokenizer"])
     train = WorldSet.model_validate(job["train"]).problems()
@@ -81,25 +78,6 @@ def _train_one(job: dict) -> dict:
     for d in [*job["snapshots"].values(), job["out"]]:
         (Path(d) / "prefdelta.json").write_text(json.dumps({"key": job["key"], "stats": stats}))
     return stats
-
-
-def _train_all(jobs: list[dict], workers: int) -> None:
-    """Train ``jobs`` in ``workers`` processes (the zoo's models are independent)."""
-    if not jobs:
-        return
-    with bar(f"zoo: train {len(jobs)} models on {min(workers, len(jobs))} processes", len(jobs)) as advance:
-        if workers <= 1 or len(jobs) == 1:
-            for job in jobs:
-                _train_one(job)
-                advance(1)
-            return
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-            for future in as_completed([pool.submit(_train_one, job) for job in jobs]):
-                future.result()
-                advance(1)
 
 
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
@@ -122,7 +100,9 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                         "key": keys[spec.id],
                     }
                 )
-        _train_all(jobs, cfg.threads)
+        from prefdelta.parallel import run_jobs
+
+        run_jobs(_train_one, jobs, cfg.threads, "zoo: train")
         for spec in cfg.zoo.models:
             out = ws.models_dir / spec.id
             stats = json.loads((out / "prefdelta.json").read_text())["stats"]
