@@ -151,3 +151,67 @@ def test_one_selection_per_generator_pair_of_equal_size():
     assert select.matches("gen:a>b", "gen") and not select.matches("gen:a>b", "top")
     cfg = SelectConfig(by_generator_pair=True)
     assert {"top", "random", "all", "gen:a>b"} <= set(select.selections_for(p, cfg)["strategy"])
+
+
+def _study_pairs():
+    """Pairs of four generators (g3 strongest) plus within-generator pairs of g0."""
+    from test_pairs import synth
+
+    from prefdelta.pairs.build import build_pairs, trace_scores
+    from prefdelta.pairs.config import PairsConfig
+
+    traces, judgments, gens = synth(n_problems=60, gens=("g0", "g1", "g2", "g3"), samples=2)
+    return build_pairs(traces, trace_scores(judgments), gens, PairsConfig(within=["g0"]))
+
+
+def test_ladder_fixes_one_side_and_draws_equal_size_rungs():
+    from prefdelta.select.config import LadderConfig
+
+    pairs = _study_pairs()
+    assert ((pairs["chosen_generator"] == "g0") & (pairs["rejected_generator"] == "g0")).any()
+    sel = select.select_ladder(pairs, LadderConfig(generator="g0", seed=3))
+    rungs = list(dict.fromkeys(sel["strategy"]))
+    assert rungs[0] == "ladder:ladder:g0>g0"  # the equal rung first
+    assert {r.split(":")[2].split(">")[1] for r in rungs} == {"g0"}  # rejected fixed
+    sizes = sel.groupby("strategy").size()
+    assert sizes.nunique() == 1
+    by_id = pairs.set_index("pair_id")
+    for strategy, g in sel.groupby("strategy"):
+        chosen = strategy.split(":")[2].split(">")[0]
+        assert (by_id.loc[g["pair_id"], "chosen_generator"] == chosen).all()
+    gaps = [by_id.loc[sel[sel["strategy"] == r]["pair_id"], "generator_gap"].mean() for r in rungs]
+    assert gaps == sorted(gaps)  # nearest rung first
+    again = select.select_ladder(pairs, LadderConfig(generator="g0", seed=3))
+    assert again.equals(sel)
+    mirror = select.select_ladder(pairs, LadderConfig(generator="g3", fixed="chosen", equal=False))
+    assert {s.split(":")[2].split(">")[0] for s in mirror["strategy"]} == {"g3"}
+
+
+def test_grid_cells_inside_the_widest_generator_pair():
+    from prefdelta.select.config import GridConfig
+
+    pairs = _study_pairs()
+    cfg = GridConfig(keys=["step_coherence", "outcome"], fractions=[0.1, 0.5], quadrants=[["CW"], ["CC", "WW"]])
+    sel = select.select_grid(pairs, cfg)
+    cells = sel.groupby("strategy").size()
+    assert len(cells) == 2 * 2 * 3 + 1 + 2
+    chosen, rejected = select.widest_pair(pairs)
+    pool = select.generator_pool(pairs, chosen, rejected)
+    assert set(sel["pair_id"]) <= set(pool["pair_id"])
+    assert cells["grid:grid:all"] == len(pool)
+    top = sel[sel["strategy"] == "grid:grid:top:step_coherence:0.5"]["pair_id"]
+    assert list(top) == brute_top(pool, "delta_step_coherence", len(top))
+    rnd_a = set(sel[sel["strategy"] == "grid:grid:random:step_coherence:0.5"]["pair_id"])
+    rnd_b = set(sel[sel["strategy"] == "grid:grid:random:outcome:0.5"]["pair_id"])
+    assert rnd_a == rnd_b  # the same control draw for every key
+    q = pool.set_index("pair_id").loc[sel[sel["strategy"] == "grid:grid:quadrant:CC+WW"]["pair_id"], "quadrant"]
+    assert set(q) <= {"CC", "WW"}
+    assert select.matches("grid:grid:top:outcome:0.1", "grid") and select.matches("ladder:x:a>b", "ladder:x")
+    assert not select.matches("grid:gridx:all", "grid:grid")
+
+
+def test_grid_naming_an_unknown_generator_pair_is_a_clear_error():
+    from prefdelta.select.config import GridConfig
+
+    with pytest.raises(UserError, match="no pairs with chosen 'g9' and rejected 'g0'"):
+        select.select_grid(_study_pairs(), GridConfig(chosen="g9", rejected="g0"))

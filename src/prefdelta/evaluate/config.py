@@ -170,6 +170,13 @@ class EvalConfig(_Strict):
     )
     limit: int | None = Field(None, ge=1, description="first N problems of each benchmark (smoke runs)")
     sandbox_workers: int = Field(2, ge=1, le=256, description="code sandboxes / grading processes at once")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="local models evaluated at once in worker processes, one torch thread each: "
+        "2 for tiny models on a 2-core CPU; 1 on a GPU",
+    )
     lm_eval_batch_size: int = Field(8, ge=1, description="lm-eval tasks: batch size of its hf model")
 
     @model_validator(mode="after")

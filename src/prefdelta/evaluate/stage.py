@@ -122,12 +122,40 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         raise UserError("eval: no model to evaluate (check eval.include and eval.models)")
     suites = [(e, e.resolve() if e.lm_eval is None else None) for e in ec.suites]
     chat = _chat(ec.prompt_style)
-    with bar(f"eval: {len(models)} models × {len(suites)} suites", len(models)) as advance:
-        for t in models:
-            _evaluate_model(ws, cfg, t, suites, chat, ctx.code)
-            advance(1)
+    local = [t for t in models if t.spec.backend == "hf"]
+    remote = [t for t in models if t.spec.backend != "hf"]
+    if remote:
+        with bar(f"eval: {len(remote)} served models × {len(suites)} suites", len(remote)) as advance:
+            for t in remote:
+                _evaluate_model(ws, cfg, t, suites, chat, ctx.code)
+                advance(1)
+    from prefdelta.parallel import run_jobs
+
+    jobs = [
+        {
+            "ws": str(ws.root),
+            "spec": cfg.model_dump(mode="json"),
+            "model_id": t.model_id,
+            "model": {"model": t.spec.model, "base": t.spec.base, "model_id": t.spec.model_id},
+            "identity": t.identity,
+            "code": ctx.code,
+        }
+        for t in local
+    ]
+    run_jobs(eval_job, jobs, ec.workers, f"eval: models × {len(suites)} suites")
     _drop_retired_runs(ws)
     return StageOutput(["evals", "eval_samples"], [], f"({len(models)} models × {len(suites)} suites)")
+
+
+def eval_job(job: dict) -> None:
+    """Evaluate one local (hf) model on every suite: the worker function of ``eval.workers``."""
+    from prefdelta.study.spec import StudyConfig
+
+    cfg = StudyConfig.model_validate(job["spec"])
+    ws = Workspace(job["ws"])
+    t = _hf_target(job["model_id"], ModelSpec(**job["model"]), job["identity"], cfg.eval.batch_size)
+    suites = [(e, e.resolve() if e.lm_eval is None else None) for e in cfg.eval.suites]
+    _evaluate_model(ws, cfg, t, suites, _chat(cfg.eval.prompt_style), job["code"])
 
 
 def _evaluate_model(ws: Workspace, cfg: StudyConfig, t: EvalTarget, suites: list, chat, code: str) -> None:
