@@ -254,11 +254,14 @@ def select_by_generator_pair(
 
 def matches(strategy: str, name: str) -> bool:
     """Whether a selection's ``strategy`` is one ``train.selections`` names: the strategy
-    itself, or a prefix at a ``:`` (``ladder`` names every ladder cell, ``grid:sample`` every
-    cell of the grid named sample); ``gen`` names every per-generator-pair selection."""
+    itself, a prefix at a ``:`` (``ladder`` names every ladder cell, ``grid:sample`` every
+    cell of the grid named sample), or a design's name (``mirror`` for ``ladder:mirror:…``);
+    ``gen`` names every per-generator-pair selection."""
+    parts = strategy.split(":")
     return (
         strategy == name
         or strategy.startswith(name + ":")
+        or (parts[0] in ("ladder", "grid") and len(parts) > 1 and parts[1] == name)  # a design by its name
         or (name == "gen" and strategy.startswith(GEN_PREFIX))
     )
 
