@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test test-quick bench lint format clean smollm2 real-smoke
+.PHONY: install demo test test-quick bench lint format clean smollm2 real-smoke chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ smollm2: $(STAMP)
 real-smoke: smollm2
 	$(BIN)/prefdelta run configs/real-smoke.yaml -w workspace-real-smoke
 
-test: $(STAMP)
+# Debian's Chromium for the HTML report's browser test (CI runs as root; elsewhere use sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 test-quick: $(STAMP)

@@ -81,9 +81,7 @@ def spec_from(data: dict, tmp_path: Path | None = None):
 
 
 def template_data(name: str = "demo") -> dict:
-    """A shipped template as a mapping, to edit in a test."""
-    import yaml
+    """A shipped template as a mapping (its ``extends`` resolved), to edit in a test."""
+    from prefdelta.study.spec import spec_data
 
-    from prefdelta.study.spec import template_text
-
-    return yaml.safe_load(template_text(name))
+    return spec_data(template=name)[0]

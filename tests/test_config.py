@@ -12,50 +12,48 @@ from prefdelta.study.spec import StudyConfig, builtin_templates, load_spec
 
 
 def demo_text() -> str:
-    return resources.files("prefdelta").joinpath("data/studies/demo.yaml").read_text()
+    return resources.files("prefdelta").joinpath("data/studies/arith-world.yaml").read_text()
+
+
+SEEDS = "  seeds: [0, 1, 2]\n"
+
+
+def variant(text: str) -> tuple[str, str]:
+    return SEEDS, SEEDS + f"  variants: {{{text}}}\n"
 
 
 def test_demo_template_is_valid():
     cfg = load_spec(template="demo")
-    assert cfg.is_zoo(cfg.student.model)
+    assert cfg.is_zoo(cfg.student.model) and cfg.student.model not in [g.id for g in cfg.generators]
     assert {s.domain for s in (e.resolve() for e in cfg.eval.suites)} == {"in", "out"}
-    assert "demo" in builtin_templates()
+    assert len(cfg.train.seeds) >= 3 and cfg.select.ladders and cfg.select.grids
+    assert {"demo", "arith-world", "generator-ladder", "sample-grid", "outcome-vs-process"} <= set(
+        builtin_templates()
+    )
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("lr: 0.0001", "lr: -1"), r"field 'train\.lr'.*greater than 0.*got -1"),
-        (("      hidden: 64\n", "      hiden: 64\n"), r"field 'zoo\.models\.0\.hiden'.*not permitted"),
-        (
-            ("[llama-h64-s1500, llama-h64-s1100", "[llama-h64-s9, llama-h64-s1100"),
-            r"generators\.0.*not a zoo model",
-        ),
+        (("  lr: 0.0003\n", "  lr: -1\n"), r"field 'train\.lr'.*greater than 0.*got -1"),
+        (("{id: llama-s2000, family: llama, hidden: 48", "{id: llama-s2000, family: llama, hiden: 48"),
+         r"field 'zoo\.models\.0\.hiden'.*not permitted"),
+        (("[llama-s500, llama-s1000", "[llama-s9, llama-s1000"), r"generators\.0.*not a zoo model"),
         (("key: step_coherence", "key: vibes"), r"unknown key 'vibes'"),
         (("fraction: 0.3", "fraction: 3"), r"field 'select\.fraction'"),
-        (
-            ("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, beta: -1}"),
-            r"'train\.variants\.kto\.beta'",
-        ),
-        (("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, betta: 1}"), r"cannot override betta"),
-        (("kto: {algorithm: kto, beta: 2.0}", "kto: {seeds: [1]}"), r"cannot override seeds"),
-        (("kto: {algorithm: kto, beta: 2.0}", "dpo: {beta: 1}"), r"'train\.variants\.dpo'.*taken"),
-        (
-            ("kto: {algorithm: kto, beta: 2.0}", "kto: {algorithm: kto, batch_size: 1}"),
-            r"variants\.kto\.batch_size'.*KTO",
-        ),
-        (("seeds: [0]", "seeds: [1, 1]"), r"field 'train\.seeds': each seed once"),
-        (
-            ("{source: arith, split: pairs", "{source: arithm, split: pairs"),
-            r"problems\.0.*unknown problem source 'arithm'",
-        ),
+        (variant("kto: {algorithm: kto, beta: -1}"), r"'train\.variants\.kto\.beta'"),
+        (variant("kto: {algorithm: kto, betta: 1}"), r"cannot override betta"),
+        (variant("kto: {seeds: [1]}"), r"cannot override seeds"),
+        (variant("dpo: {beta: 1}"), r"'train\.variants\.dpo'.*taken"),
+        (variant("kto: {algorithm: kto, batch_size: 1}"), r"variants\.kto\.batch_size'.*KTO"),
+        ((SEEDS, "  seeds: [1, 1]\n"), r"field 'train\.seeds': each seed once"),
+        (("{source: arith, split: pairs", "{source: arithm, split: pairs"), r"problems\.0.*unknown problem source 'arithm'"),
         (("judge: {kind: oracle}", "judge: {kind: oracel}"), r"judge\.judges\.0\.kind"),
-        (
-            ("source: arith, n: 200, seed: 3,", "source: nope, n: 200, seed: 3,"),
-            r"eval\.suites\.0.*unknown problem source",
-        ),
+        (("source: arith, n: 500, seed: 3, spec: {max_steps: 3, high: 9},", "source: nope, n: 500, seed: 3,"),
+         r"eval\.suites\.0.*unknown problem source"),
+        (("student: {model: student}", "student: {model: llama-s2000}"), r"student\.model.*also a generator"),
     ],
-)
+)  # fmt: skip
 def test_malformed_spec_names_the_field(tmp_path, edit, message):
     text = demo_text()
     old, new = edit
@@ -66,6 +64,17 @@ def test_malformed_spec_names_the_field(tmp_path, edit, message):
         load_spec(path)
     assert str(path) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_spec_extends_a_template_and_overrides_sections(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: sample-grid\nname: mine\ntrain: {seeds: [4, 5, 6]}\n")
+    cfg = load_spec(path)
+    assert cfg.name == "mine" and cfg.train.seeds == [4, 5, 6]
+    assert cfg.train.beta == 2.0 and cfg.select.grids[0].name == "grid"  # the rest from the templates
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(UserError, match="a cycle"):
+        load_spec(tmp_path / "loop.yaml")
 
 
 def test_oracle_judge_on_real_problems_is_refused():
@@ -90,7 +99,7 @@ def test_missing_and_non_utf8_spec_files(tmp_path):
 
 
 def test_variants_resolve_over_the_base_run():
-    cfg = load_spec(template="demo")
+    cfg = load_spec(template="generator-ladder")
     sets = cfg.train.hyper_sets()
     assert list(sets) == [cfg.train.algorithm, *cfg.train.variants]
     kto = sets["kto"]
@@ -100,11 +109,11 @@ def test_variants_resolve_over_the_base_run():
 
 
 def test_set_overrides_apply_before_validation():
-    cfg = load_spec(None, ["train.seeds=[0, 1, 2]", "eval.suites.0.n=50", "train.variants={}"])
-    assert cfg.train.seeds == [0, 1, 2]
+    cfg = load_spec(None, ["train.seeds=[0, 1]", "eval.suites.0.n=50", "train.variants={}"])
+    assert cfg.train.seeds == [0, 1]
     assert cfg.eval.suites[0].n == 50
     assert cfg.train.variants == {}
-    assert load_spec().train.seeds == [0]  # the shipped template itself is untouched
+    assert load_spec().train.seeds == [0, 1, 2]  # the shipped template itself is untouched
 
 
 @pytest.mark.parametrize(
@@ -113,7 +122,7 @@ def test_set_overrides_apply_before_validation():
         ("train.seedz=1", r"with --set train\.seedz=1: field 'train\.seedz'.*not permitted"),
         ("train.lr=abc", r"field 'train\.lr'.*valid number"),
         ("trainlr", r"expected KEY=VALUE"),
-        ("eval.suites.7.n=1", r"eval\.suites\.7 needs an index below 2"),
+        ("eval.suites.7.n=1", r"eval\.suites\.7 needs an index below 4"),
         ("name.x=1", r"name is a value, not a section"),
     ],
 )

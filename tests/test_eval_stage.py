@@ -35,6 +35,8 @@ def test_stage_runs_arith_and_benchmark_suites_and_keeps_other_shards(
     data["data_dir"] = str(shared_datasets)
     data["generators"] = ["tiny"]
     data["zoo"]["models"][0]["snapshots"] = {"tiny": 10}
+    data["select"] = {}
+    data["pairs"]["within"] = []
     data["student"] = {"model": None}
     data["pairs"]["chosen"] = []
     cfg = spec_from(data)
@@ -60,9 +62,9 @@ def test_stage_runs_arith_and_benchmark_suites_and_keeps_other_shards(
     assert not run_stage(ws, cfg, "eval").skipped
     evals = ws.read_table("evals")
     tiny = evals[evals["model_id"] == "tiny"]
-    assert set(tiny["suite"]) == {"arith_in_domain", "arith_distractor", "real_smoke"}
-    arith = tiny[(tiny["suite"] == "arith_in_domain") & (tiny["level"] == "benchmark")].iloc[0]
-    assert arith["n"] == 2 and arith["benchmark"] == "arith_in_domain"  # eval.limit caps every benchmark
+    assert set(tiny["suite"]) == {"word", "code", "stem", "distractor", "real_smoke"}
+    arith = tiny[(tiny["suite"] == "code") & (tiny["level"] == "benchmark")].iloc[0]
+    assert arith["n"] == 2 and arith["benchmark"] == "code"  # eval.limit caps every benchmark
     real = tiny[(tiny["suite"] == "real_smoke") & (tiny["level"] == "benchmark")]
     assert sorted(real["benchmark"]) == ["gsm8k", "math500"] and (real["n"] == 2).all()
     assert tiny["checkpoint_hash"].nunique() == 1

@@ -167,8 +167,9 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_study_stages_write_the_selections_train_expects(tmp_path):
-    data = template_data("demo")
-    data["pairs"]["chosen"] = []  # the synthetic accuracies are random
+    data = template_data("arith-world")
+    data["pairs"]["within"] = []
+    data["select"]["by_generator_pair"] = True
     cfg = spec_from(data)
     traces, judgments, gens = synth(
         n_problems=30, gens=("llama-h64-s1500", "llama-h64-s600", "gpt2-h64-s600")

@@ -220,15 +220,16 @@ def test_dry_run_counts_the_work_and_writes_nothing(tmp_path, capsys):
     from prefdelta.cli import main
 
     ws = tmp_path / "ws"
-    main(["run", "--template", "demo", "--dry-run", "-w", str(ws), "--set", "train.seeds=[0,1,2]"])
+    main(["run", "--template", "demo", "--dry-run", "-w", str(ws)])
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert list(lines) == [s.name for s in STAGES]
-    assert "200 problems" in lines["problems"]
-    assert "1,600 generation requests" in lines["generate"]  # 4 generators × 200 problems × 2 samples
-    assert "153,600 completion tokens at most" in lines["generate"]
-    assert "1,600 traces" in lines["judge"]
-    assert "training runs" in lines["train"]
+    assert "300 problems" in lines["problems"]
+    assert "4,200 generation requests" in lines["generate"]  # 7 generators × 300 problems × 2 samples
+    assert "268,800 completion tokens at most" in lines["generate"]
+    assert "4,200 traces" in lines["judge"]
+    assert "13 selections" in lines["select"]  # ladder 5 rungs, mirror 3, grid 2 keys × top/random + all
+    assert "39 training runs" in lines["train"]  # × 3 seeds
     assert not (ws / "tables").exists()
 
 
@@ -271,7 +272,7 @@ def _exit_2(capsys, *args: str) -> str:
     ("override", "expected"),
     [
         ("problems.0.source=gsm9k", r"field 'problems.0.source': unknown problem source 'gsm9k'"),
-        ("generators.1=llama-h64-nope", r"field 'generators.1': 'llama-h64-nope' is not a zoo model"),
+        ("generators.1=llama-nope", r"field 'generators.1': 'llama-nope' is not a zoo model"),
         ("judge.kind=vibes", r"field 'judge.judges.0.kind'"),
         ("eval.suites.0={suite: no_such_suite}", r"unknown suite 'no_such_suite'"),
         (

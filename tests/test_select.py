@@ -191,7 +191,9 @@ def test_grid_cells_inside_the_widest_generator_pair():
     from prefdelta.select.config import GridConfig
 
     pairs = _study_pairs()
-    cfg = GridConfig(keys=["step_coherence", "outcome"], fractions=[0.1, 0.5], quadrants=[["CW"], ["CC", "WW"]])
+    cfg = GridConfig(
+        keys=["step_coherence", "outcome"], fractions=[0.1, 0.5], quadrants=[["CW"], ["CC", "WW"]]
+    )
     sel = select.select_grid(pairs, cfg)
     cells = sel.groupby("strategy").size()
     assert len(cells) == 2 * 2 * 3 + 1 + 2
@@ -204,7 +206,9 @@ def test_grid_cells_inside_the_widest_generator_pair():
     rnd_a = set(sel[sel["strategy"] == "grid:grid:random:step_coherence:0.5"]["pair_id"])
     rnd_b = set(sel[sel["strategy"] == "grid:grid:random:outcome:0.5"]["pair_id"])
     assert rnd_a == rnd_b  # the same control draw for every key
-    q = pool.set_index("pair_id").loc[sel[sel["strategy"] == "grid:grid:quadrant:CC+WW"]["pair_id"], "quadrant"]
+    q = pool.set_index("pair_id").loc[
+        sel[sel["strategy"] == "grid:grid:quadrant:CC+WW"]["pair_id"], "quadrant"
+    ]
     assert set(q) <= {"CC", "WW"}
     assert select.matches("grid:grid:top:outcome:0.1", "grid") and select.matches("ladder:x:a>b", "ladder:x")
     assert not select.matches("grid:gridx:all", "grid:grid")

@@ -72,4 +72,5 @@ def _run_all(path, template, workspace, force: bool, overrides, dry_run: bool) -
     from prefdelta.study.runner import run_study
 
     run_study(ws, cfg, force=force)
+    typer.echo(f"report: {ws.reports_dir / 'report.html'}")
     typer.echo(f"summary: {ws.reports_dir / 'summary.md'}")

@@ -20,8 +20,35 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     return StageOutput(["selections"], [], "(" + ", ".join(f"{s}: {n}" for s, n in sizes.items()) + ")")
 
 
+def planned_strategies(cfg: StudyConfig) -> list[str]:
+    """The strategies the select section will write, as far as the spec alone tells (a
+    ladder without explicit rungs is assumed to climb to every other generator; the
+    per-generator-pair selections are not counted)."""
+    sc = cfg.select
+    out: list[str] = []
+    if sc.basic:
+        out += ["top", "random", "all"] + (["bottom"] if sc.bottom else [])
+    gens = [g.id for g in cfg.generators]
+    for lad in sc.ladders:
+        rungs = list(lad.rungs) or [g for g in gens if g != lad.generator]
+        rungs = ([lad.generator] if lad.equal else []) + rungs
+        for r in rungs:
+            a, b = (r, lad.generator) if lad.fixed == "rejected" else (lad.generator, r)
+            out.append(f"ladder:{lad.name}:{a}>{b}")
+    for grid in sc.grids:
+        out += [
+            f"grid:{grid.name}:{s}:{k}:{f:g}"
+            for k in grid.keys
+            for f in grid.fractions
+            for s in grid.strategies
+        ]
+        out += [f"grid:{grid.name}:all"] if grid.all else []
+        out += [f"grid:{grid.name}:quadrant:{'+'.join(q)}" for q in grid.quadrants]
+    return out
+
+
 def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
-    return Estimate(note=f"key {cfg.select.key}, fraction {cfg.select.fraction}")
+    return Estimate({"selections": len(planned_strategies(cfg))})
 
 
 STAGE = Stage(

@@ -149,8 +149,25 @@ def template_text(name: str) -> str:
     return resources.files("prefdelta").joinpath(f"data/studies/{name}.yaml").read_text()
 
 
-def spec_data(path: str | Path | None = None, template: str | None = None) -> tuple[dict[str, Any], str]:
-    """The raw spec mapping and a name for error messages: a file, a template, or the demo."""
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def spec_data(
+    path: str | Path | None = None, template: str | None = None, _seen: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], str]:
+    """The raw spec mapping and a name for error messages: a file, a template, or the demo.
+
+    ``extends: NAME`` (a shipped template) or ``extends: PATH`` (a spec file, relative to
+    this one) starts from that spec and merges this one on top (mappings key by key, lists
+    and values replaced): a study that changes only its model sections is a few lines.
+    """
     if path is not None and template is not None:
         raise UserError("give a spec file or --template, not both")
     if path is not None:
@@ -162,6 +179,22 @@ def spec_data(path: str | Path | None = None, template: str | None = None) -> tu
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a mapping of config sections at the top level")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise UserError(f"{source}: field 'extends': a template name or a spec path")
+        if source in _seen:
+            raise UserError(f"{source}: field 'extends': a cycle ({' -> '.join([*_seen, source])})")
+        candidate = Path(path).parent / parent if path is not None else Path(parent)
+        if parent in builtin_templates():
+            base, _ = spec_data(template=parent, _seen=(*_seen, source))
+        elif candidate.suffix in (".yaml", ".yml"):
+            base, _ = spec_data(candidate, _seen=(*_seen, source))
+        else:
+            raise UserError(
+                f"{source}: field 'extends': {parent!r} is neither a template ({', '.join(builtin_templates())}) nor a .yaml file"
+            )
+        data = merge(base, data)
     return data, source
 
 

@@ -311,14 +311,12 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
 
 
 def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
+    from prefdelta.select.stage import planned_strategies
+
     tc = cfg.train
-    n_sel = len(tc.selections)
-    if ws.has_table("selections"):
-        sel = ws.read_table("selections")
-        n_sel = sum(
-            len([s for s in dict.fromkeys(sel["strategy"]) if select_mod.matches(s, name)])
-            for name in tc.selections
-        )
+    have = list(dict.fromkeys(ws.read_table("selections")["strategy"])) if ws.has_table("selections") else []
+    strategies = have or planned_strategies(cfg)
+    n_sel = len({s for s in strategies for name in tc.selections if select_mod.matches(s, name)})
     runs = n_sel * len(tc.hyper_sets()) * len(tc.seeds)
     return Estimate({"training runs": runs}, f"{tc.launcher.kind}; student {cfg.student.model}")
 
