@@ -423,4 +423,4 @@ def test_one_off_options_do_not_become_the_workspace_spec(tmp_path):
     assert (ws / SPEC_FILE).read_text() == recorded
     assert len(Workspace(ws).read_table("problems")) == 5
     cfg, _ = stage_spec(None, ws)
-    assert cfg.problems[0].n == 200
+    assert cfg.problems[0].n == 300

@@ -40,6 +40,23 @@ def generator_table(evals: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     return rows[["model_id", "suite", "domain", "value", "ci_low", "ci_high", "n"]].reset_index(drop=True)
 
 
+def wide(table: pd.DataFrame) -> pd.DataFrame:
+    """The generator table as model × suite cells ``acc [lo, hi]`` (percent), in model order."""
+    if table.empty:
+        return table
+    cell = table.assign(
+        cell=[
+            f"{100 * v:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+            for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+        ],
+        column=table["suite"] + " (" + table["domain"] + ")",
+    )
+    out = cell.pivot(index="model_id", columns="column", values="cell").reindex(
+        list(dict.fromkeys(table["model_id"]))
+    )
+    return out.reset_index().rename(columns={"model_id": "model"})
+
+
 def judge_audit(judgments: pd.DataFrame | None, traces: pd.DataFrame | None) -> pd.DataFrame | None:
     """Each judge against the exact oracle, where the world has one (the arith oracle)."""
     if judgments is None or "arith-oracle" not in set(judgments["judge_id"]):
@@ -156,7 +173,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
          + '<p class="note">Gains are in accuracy points against the untrained student, seeds pooled per problem, '
          "with 95% intervals from one paired bootstrap over problems (the same draw for every cell).</p>"),
         ("Generators and the student", page.image(figures["generators"], "accuracy of every generator")
-         + page.table(r["generator_table"], ("value", "ci_"))),  # type: ignore[arg-type]
+         + page.table(wide(r["generator_table"]))),  # type: ignore[arg-type]
         ("Generator-level delta: ladders", page.image(figures["ladders"], "gain against generator gap")
          + page.table(None if cells is None else cells[cells["kind"] == "ladder"][
              ["design", "variant", "chosen", "rejected", "n_pairs", "seeds", "generator_gap", "onpolicy_chosen",

@@ -238,14 +238,12 @@ def run_row(
     }
 
 
-def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
+def plan_jobs(
+    ws: Workspace, cfg: StudyConfig, student: tuple[str, str, str], code: str
+) -> tuple[list[PlannedRun], list[dict]]:
+    """Every run of the spec (one per selection × variant × seed) and the jobs of those not
+    trained yet (their texts, hyper-parameters and folders)."""
     tc = cfg.train
-    if cfg.student.model is None:  # a study of generators, judges and pairs only
-        ws.write_table(
-            "runs", pd.DataFrame(columns=["run_id", "variant", "selection_id", "strategy", "base_model"])
-        )
-        return StageOutput(["runs"], [], "(no student in the spec: nothing to train)")
-    student = resolve_student(ws, cfg)
     sel = ws.read_table("selections", required_by="train")
     pairs = ws.read_table("pairs", required_by="train").set_index("pair_id")
     traces = ws.read_table("traces", required_by="train").set_index("trace_id")
@@ -270,9 +268,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 for seed in tc.seeds:
                     hp = tc.run_hyper(hyper, seed, cfg.student.lora)
                     planned.append(
-                        plan_run(
-                            ws, cfg, student[2], variant, hp, selection_id, strategy, chosen_pairs, ctx.code
-                        )
+                        plan_run(ws, cfg, student[2], variant, hp, selection_id, strategy, chosen_pairs, code)
                     )
     planned = list({r.run_id: r for r in planned}.values())  # a cell named twice is one run
     jobs = []
@@ -292,6 +288,18 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 "ref_cache": str(ws.cache_dir / "refcache"),
             }
         )
+    return planned, jobs
+
+
+def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
+    tc = cfg.train
+    if cfg.student.model is None:  # a study of generators, judges and pairs only
+        ws.write_table(
+            "runs", pd.DataFrame(columns=["run_id", "variant", "selection_id", "strategy", "base_model"])
+        )
+        return StageOutput(["runs"], [], "(no student in the spec: nothing to train)")
+    student = resolve_student(ws, cfg)
+    planned, jobs = plan_jobs(ws, cfg, student, ctx.code)
     if tc.launcher.kind == "accelerate":
         for job in jobs:
             info(f"train: {Path(job['run_dir']).name}: accelerate launch ({tc.launcher.config})")
