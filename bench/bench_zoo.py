@@ -39,18 +39,24 @@ from prefdelta.zoo.models import (  # noqa: E402
 
 
 def native(spec: ZooModelSpec, tokenizer, problems, out: Path) -> tuple[float, int]:
-    examples = encode_examples(tokenizer, [prompt_text(p.text) for p in problems], [reference_trace(p) for p in problems])
+    examples = encode_examples(
+        tokenizer, [prompt_text(p.text) for p in problems], [reference_trace(p) for p in problems]
+    )
     mean_len = sum(len(ids) for ids, _ in examples) / len(examples)
     start = time.perf_counter()
     train_generator(spec, tokenizer, problems, out)
     return time.perf_counter() - start, int(mean_len * spec.batch_size * spec.steps)
 
 
-def hf_trainer(spec: ZooModelSpec, tokenizer, problems, out: Path, group_by_length: bool) -> tuple[float, int]:
+def hf_trainer(
+    spec: ZooModelSpec, tokenizer, problems, out: Path, group_by_length: bool
+) -> tuple[float, int]:
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
     start = time.perf_counter()
-    examples = encode_examples(tokenizer, [prompt_text(p.text) for p in problems], [reference_trace(p) for p in problems])
+    examples = encode_examples(
+        tokenizer, [prompt_text(p.text) for p in problems], [reference_trace(p) for p in problems]
+    )
     data = [{"input_ids": ids, "n_prompt": n} for ids, n in examples]
     seen = {"tokens": 0}
 
@@ -81,7 +87,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    world = WorldSet(n=4000, seed=1, spec={"max_steps": 3, "high": 9}, mix={"word": 0.8, "code": 0.1, "stem": 0.1})
+    world = WorldSet(
+        n=4000, seed=1, spec={"max_steps": 3, "high": 9}, mix={"word": 0.8, "code": 0.1, "stem": 0.1}
+    )
     problems = world.problems()
     tokenizer = build_tokenizer(tokenizer_corpus(), 1000)
     spec = ZooModelSpec(id="bench", family="llama", hidden=48, layers=2, heads=4, steps=args.steps, batch_size=16,
@@ -89,8 +97,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t_native, tok_native = native(spec, tokenizer, problems, Path(tmp) / "native")
         t_plain, tok_plain = hf_trainer(spec, tokenizer, problems, Path(tmp) / "hf", group_by_length=False)
-        t_group, tok_group = hf_trainer(spec, tokenizer, problems, Path(tmp) / "hf-group", group_by_length=True)
-    rates = {"native": tok_native / t_native, "trainer": tok_plain / t_plain, "trainer_group": tok_group / t_group}
+        t_group, tok_group = hf_trainer(
+            spec, tokenizer, problems, Path(tmp) / "hf-group", group_by_length=True
+        )
+    rates = {
+        "native": tok_native / t_native,
+        "trainer": tok_plain / t_plain,
+        "trainer_group": tok_group / t_group,
+    }
     print(f"{args.steps} steps of batch 16, 1 thread:")
     for name, t in (("native", t_native), ("trainer", t_plain), ("trainer_group", t_group)):
         print(f"  {name:14s} {t:6.1f} s  {rates[name]:9,.0f} tokens/s")

@@ -85,3 +85,12 @@ def template_data(name: str = "demo") -> dict:
     from prefdelta.study.spec import spec_data
 
     return spec_data(template=name)[0]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Each test starts and ends with one torch thread (a study run in-process sets the
+    spec's count; numeric comparisons must not depend on test order)."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)

@@ -155,10 +155,9 @@ def test_one_selection_per_generator_pair_of_equal_size():
 
 def _study_pairs():
     """Pairs of four generators (g3 strongest) plus within-generator pairs of g0."""
-    from test_pairs import synth
-
     from prefdelta.pairs.build import build_pairs, trace_scores
     from prefdelta.pairs.config import PairsConfig
+    from test_pairs import synth
 
     traces, judgments, gens = synth(n_problems=60, gens=("g0", "g1", "g2", "g3"), samples=2)
     return build_pairs(traces, trace_scores(judgments), gens, PairsConfig(within=["g0"]))
