@@ -105,6 +105,29 @@ def _under(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
+def _cover(folder: str, options: str, keep: list, tag: str) -> None:
+    """A fresh tmpfs over ``folder``, with the ``keep`` folders under it bound back read-only."""
+    if not os.path.isdir(folder):
+        return
+    inside = [k for k in keep if _under(k, folder) and os.path.isdir(k)]
+    staged = []
+    for j, k in enumerate(inside):
+        stage = f".keep{tag}-{j}"  # in the host's temporary folder (the cwd); removed below
+        os.mkdir(stage)
+        _mount(k, stage, None, MS_BIND | MS_REC)
+        staged.append((stage, k))
+    _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    for stage, k in staged:
+        os.makedirs(k, exist_ok=True)
+        _mount(stage, k, None, MS_MOVE)
+        os.rmdir(stage)
+        # Read-only is a second line: the dropped uid cannot write there anyway.
+        try:  # noqa: SIM105
+            _mount(None, k, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+        except OSError:
+            pass
+
+
 def _isolate_filesystem(cfg: dict) -> None:
     """Private mounts: new /proc, fresh scratch tmpfs, home folders hidden (interpreter kept)."""
     with open("prog.py", "rb") as f:  # from the host's temporary folder, before /tmp is covered
@@ -116,25 +139,7 @@ def _isolate_filesystem(cfg: dict) -> None:
     except OSError:
         pass
     for i, folder in enumerate(cfg["hide"]):
-        if not os.path.isdir(folder):
-            continue
-        keep = [k for k in cfg["keep"] if _under(k, folder) and os.path.isdir(k)]
-        staged = []
-        for j, k in enumerate(keep):
-            stage = f".keep{i}-{j}"  # in the host's temporary folder (the cwd); removed below
-            os.mkdir(stage)
-            _mount(k, stage, None, MS_BIND | MS_REC)
-            staged.append((stage, k))
-        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-        for stage, k in staged:
-            os.makedirs(k, exist_ok=True)
-            _mount(stage, k, None, MS_MOVE)
-            os.rmdir(stage)
-            # Read-only is a second line: the dropped uid cannot write there anyway.
-            try:  # noqa: SIM105
-                _mount(None, k, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-            except OSError:
-                pass
+        _cover(folder, "size=1m,mode=0755", cfg["keep"], f"h{i}")
     if cfg["mode"] == "userns":
         # Same uid as the caller: its interpreter may be its own files (pyenv, uv, conda).
         # Read-only here, so the program cannot rewrite the modules the judge imports later
@@ -144,9 +149,10 @@ def _isolate_filesystem(cfg: dict) -> None:
                 _mount(k, k, None, MS_BIND | MS_REC)
                 _mount(None, k, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
     size = f"size={int(cfg['tmpfs_mb'])}m"
-    for folder in cfg["scratch"]:
-        if os.path.isdir(folder):
-            _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
+    for i, folder in enumerate(cfg["scratch"]):
+        # an interpreter or virtual environment under /tmp (a clone in a temporary folder)
+        # is bound back read-only over the fresh tmpfs, as under the hidden home folders
+        _cover(folder, f"{size},mode=1777", cfg["keep"], f"s{i}")
     # The program's working directory lives in the private, size-limited /tmp: nothing
     # it writes reaches the host's disk, and it vanishes with the namespace.
     os.makedirs(WORKDIR, mode=0o700)
