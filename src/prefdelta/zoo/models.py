@@ -188,7 +188,7 @@ def train_generator(
         if not batches:
             batches = length_bucketed_batches([len(ids) for ids, _ in examples], spec.batch_size, rng)
         batch = collate_lm([examples[i] for i in batches.pop()], tokenizer.pad_token_id)
-        loss = model(**batch).loss
+        loss = model(**batch, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
