@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,33 +23,60 @@ import numpy as np
 import pandas as pd
 import typer
 
+from prefdelta import validate
 from prefdelta.cli.common import ConfigOpt, ForceOpt, SetOpt, WorkspaceOpt, run_one
 from prefdelta.errors import UserError
 from prefdelta.judge.dimensions import DIMENSIONS
+from prefdelta.sources.base import Record, read_records
 from prefdelta.workspace import Workspace
 
 _PARAMS = re.compile(r"^(\d+(?:\.\d+)?)([mb])_", re.IGNORECASE)
 
 
-def read_frame(path: Path, what: str, required: tuple[str, ...]) -> pd.DataFrame:
-    """A JSONL (``.jsonl``/``.jsonl.gz``) or Parquet file as a frame; missing columns name the file."""
-    from prefdelta.sources.base import read_jsonl
+def read_checked(path: Path, what: str, check: Callable[[list[Record]], None]) -> list[Record]:
+    """The rows of a user's JSONL (``.jsonl``/``.jsonl.gz``) or Parquet file, every one checked.
 
-    if not path.is_file():
-        raise UserError(f"{what} file {path} not found")
-    if path.suffix == ".parquet":
-        try:
-            df = pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises several types for a damaged file
-            raise UserError(f"{path}: not a readable Parquet file ({err})") from None
-    elif path.name.endswith((".jsonl", ".jsonl.gz", ".json")):
-        df = pd.DataFrame([r.data for r in read_jsonl(path)])
-    else:
-        raise UserError(f"{path}: expected a .jsonl, .jsonl.gz or .parquet file for the {what}")
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise UserError(f"{path}: {what} lack column '{missing[0]}' (expected {', '.join(required)})")
-    return df
+    ``check`` is a validator of :mod:`prefdelta.validate`: it names file, line and field
+    of the first bad value.
+    """
+    records = read_records(path, what)
+    if not records:
+        raise UserError(f"{path}: no {what} found (the file is empty)")
+    check(records)
+    return records
+
+
+def read_user_tables(
+    traces: Path, judgments: Path, problems: Path | None, generators: Path | None, rubric: Path | None
+) -> dict[str, pd.DataFrame]:
+    """The tables of ``pairs import`` from a user's files, all checked before any is written.
+
+    Checks across files: a judgment names an imported trace; with ``--problems``, a trace
+    names an imported problem; with ``--generators``, a trace names an imported generator.
+    """
+    from prefdelta.judge.rubric import load_rubric
+
+    scale = load_rubric(rubric).scale
+    rows = {"traces": read_checked(traces, "traces", validate.trace_rows)}
+    known = {r.data["trace_id"] for r in rows["traces"]}
+    rows["judgments"] = read_checked(
+        judgments,
+        "judgments",
+        lambda rs: validate.judgment_rows(rs, DIMENSIONS, (scale.min, scale.max), known),
+    )
+    for path, name, check, column in (
+        (problems, "problems", validate.problem_rows, "problem_id"),
+        (generators, "generators", validate.generator_rows, "generator_id"),
+    ):
+        if path is not None:
+            rows[name] = read_checked(path, name, check)
+            ids = {r.data[column] for r in rows[name]}
+            for rec in rows["traces"]:
+                validate.reference(rec.data[column], ids, rec.where, column, f"{name} ({path})")
+    tables = {name: pd.DataFrame([r.data for r in recs]) for name, recs in rows.items()}
+    if "generators" not in tables:
+        tables["generators"] = generators_from_traces(tables["traces"], tables["judgments"], family=None)
+    return tables
 
 
 def params_from_id(generator_id: str) -> float:
@@ -170,6 +198,9 @@ def register(app: typer.Typer) -> None:
         judge: Annotated[
             str, typer.Option(help="for --gsm8k-solutions: 'calc' (annotation checker) or 'outcome'")
         ] = "calc",
+        rubric: Annotated[
+            Path | None, typer.Option(help="rubric YAML whose scale the scores must lie on (default 1-5)")
+        ] = None,
         overwrite: Annotated[bool, typer.Option(help="replace tables the workspace already has")] = False,
     ) -> None:
         """Import external traces and judgments (GSM8K model solutions or your own files)."""
@@ -185,24 +216,17 @@ def register(app: typer.Typer) -> None:
         else:
             if traces is None or judgments is None:
                 raise UserError("pass --gsm8k-solutions DIR, or --traces FILE and --judgments FILE")
-            trs = read_frame(traces, "traces", ("trace_id", "problem_id", "generator_id", "text"))
-            judg = read_frame(judgments, "judgments", ("trace_id", "outcome", *DIMENSIONS))
-            probs = read_frame(problems, "problems", ("problem_id", "prompt")) if problems else None
-            gens = (
-                read_frame(generators, "generators", ("generator_id",))
-                if generators
-                else generators_from_traces(trs, judg, family=None)
-            )
+            read = read_user_tables(traces, judgments, problems, generators, rubric)
+            trs, judg, gens, probs = (read.get(k) for k in ("traces", "judgments", "generators", "problems"))
         tables = {"traces": trs, "judgments": judg, "generators": gens}
         if probs is not None:
             tables["problems"] = probs
-        for name, df in tables.items():
+        for name, df in tables.items():  # all or nothing: every table was checked above
             ws.write_table(name, df)
         for stage in ("pairs", "select"):
             ws.invalidate(stage)
-        caps = ", ".join(
-            f"{g} {c:.3f}" for g, c in zip(gens["generator_id"], gens["capability"], strict=True)
-        )
+        capability = gens["capability"] if "capability" in gens else [float("nan")] * len(gens)
+        caps = ", ".join(f"{g} {c:.3f}" for g, c in zip(gens["generator_id"], capability, strict=True))
         typer.echo(
             f"imported {len(trs)} traces of {trs['generator_id'].nunique()} generators on "
             f"{trs['problem_id'].nunique()} problems into {ws.root} (accuracy: {caps})"

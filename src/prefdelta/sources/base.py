@@ -124,6 +124,33 @@ def read_jsonl(path: Path) -> Iterator[Record]:
         raise UserError(f"{path}: cannot be read ({err})") from None
 
 
+def parquet_records(path: Path) -> Iterator[Record]:
+    """Rows of a Parquet file as records (``row N``, 1-based); null stays ``None``, NaN stays NaN."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise UserError(f"{path}: not a readable Parquet file ({err})") from None
+    for i, row in enumerate(table.to_pylist()):
+        yield Record(path, i + 1, row, unit="row")
+
+
+def read_records(path: Path, what: str) -> list[Record]:
+    """Every record of a user's ``.jsonl`` / ``.jsonl.gz`` / ``.json`` (JSON lines) or ``.parquet`` file.
+
+    Records keep the raw values (``None`` for null, NaN as NaN), so validators can tell
+    a missing value from a corrupt one, and their line or row for the error message.
+    """
+    if not path.is_file():
+        raise UserError(f"{what} file {path} not found")
+    if path.suffix == ".parquet":
+        return list(parquet_records(path))
+    if path.name.endswith((".jsonl", ".jsonl.gz", ".json")):
+        return list(read_jsonl(path))
+    raise UserError(f"{path}: expected a .jsonl, .jsonl.gz or .parquet file for the {what}")
+
+
 def problem_id(source: str, split: str, index: int) -> str:
     """Stable id of the ``index``-th problem (0-based, file order) of a published split."""
     return f"{source}-{split}-{index:05d}"

@@ -8,7 +8,9 @@ Example (YAML of a ``problems`` entry or the CLI flags of ``prefdelta generate p
     answer_format: gsm8k         # take the answer after '#### ' in the answer column
 
 Every row must have the mapped columns; a missing one is an error naming the file, the
-line (row) and the column — nothing is silently dropped.
+line (row) and the column — nothing is silently dropped. Values are checked by
+:mod:`prefdelta.validate`: an empty prompt, an answer that is empty, NaN or infinite,
+and an id (``columns.id``) given twice are refused the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,17 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from prefdelta import validate
 from prefdelta.errors import UserError
 from prefdelta.judge.outcome import extract_boxed
-from prefdelta.sources.base import Record, format_number, problem_row, problems_frame, read_jsonl
+from prefdelta.sources.base import (
+    Record,
+    format_number,
+    parquet_records,
+    problem_row,
+    problems_frame,
+    read_jsonl,
+)
 from prefdelta.sources.gsm8k import final_answer
 
 
@@ -40,17 +50,6 @@ class ColumnMap(BaseModel):
 
 
 AnswerFormat = Literal["as_is", "gsm8k", "boxed"]
-
-
-def _parquet_records(path: Path) -> Iterator[Record]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as err:
-        raise UserError(f"{path}: not a readable Parquet file ({err})") from None
-    for i, row in enumerate(table.to_pylist()):
-        yield Record(path, i + 1, row, unit="row")
 
 
 def _disk_dataset_records(path: Path, split: str) -> Iterator[Record]:
@@ -81,7 +80,7 @@ def records_of(location: str | Path, split: str = "test") -> Iterator[Record]:
     if not path.is_file():
         raise UserError(f"problems file {path} not found")
     if path.suffix == ".parquet":
-        return _parquet_records(path)
+        return parquet_records(path)
     if path.name.endswith((".jsonl", ".jsonl.gz", ".json")):
         return read_jsonl(path)
     raise UserError(
@@ -90,11 +89,11 @@ def records_of(location: str | Path, split: str = "test") -> Iterator[Record]:
 
 
 def _answer(rec: Record, column: str, fmt: AnswerFormat) -> str:
-    value = rec.get(column, (str, int, float))
+    value = validate.answer(rec.get(column), rec.where, column)
     if fmt == "as_is":
-        return format_number(value)
-    found = final_answer(str(value)) if fmt == "gsm8k" else extract_boxed(str(value))
-    if found is None:
+        return format_number(rec.data[column])
+    found = final_answer(value) if fmt == "gsm8k" else extract_boxed(value)
+    if found is None or not found.strip():
         marker = "'#### <answer>'" if fmt == "gsm8k" else "\\boxed{}"
         raise UserError(f"{rec.where}: column '{column}' has no {marker} answer")
     return found
@@ -111,13 +110,15 @@ def load_custom(
     """``problems`` rows of a user's data, ids ``<source>-<split>-<index>``."""
     cols = columns or ColumnMap()
     rows = []
+    native_ids: list[tuple[object, str]] = []
     for i, rec in enumerate(records_of(location, split)):
-        prompt = rec.get(cols.prompt, str)
+        prompt = validate.text(rec.get(cols.prompt), rec.where, cols.prompt)
         answer = _answer(rec, cols.reference_answer, answer_format) if cols.reference_answer else ""
         solution = str(rec.get(cols.reference_solution)) if cols.reference_solution else ""
         meta = {c: rec.get(c) for c in cols.meta}
         if cols.id:
-            meta["native_id"] = rec.get(cols.id)
+            meta["native_id"] = validate.identifier(rec.get(cols.id), rec.where, cols.id)
+            native_ids.append((meta["native_id"], rec.where))
         try:
             json.dumps(meta, default=str)
         except (TypeError, ValueError) as err:  # pragma: no cover - default=str accepts everything
@@ -125,4 +126,6 @@ def load_custom(
         rows.append(problem_row(source, split, i, prompt, answer, solution, **meta))
     if not rows:
         raise UserError(f"{location}: no problems found (the file is empty)")
+    if cols.id:
+        validate.unique(native_ids, cols.id, "problem id")
     return problems_frame(rows)

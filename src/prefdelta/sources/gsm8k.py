@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prefdelta import validate
 from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
 from prefdelta.sources.base import (
@@ -91,6 +92,7 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
     test = load("test", root)
     by_question = {q: i for i, q in reversed(list(enumerate(test["prompt"])))}
     keep: list[int] = []
+    seen: list[tuple[int, str]] = []
     traces = []
     for rec in read_jsonl(data_file(root, "gsm8k/model_solutions.jsonl")):
         question = rec.get("question", str)
@@ -98,6 +100,7 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
             raise UserError(f"{rec.where}: column 'question' matches no question of gsm8k/test.jsonl")
         index = by_question[question]
         keep.append(index)
+        seen.append((index, rec.where))
         pid = problem_id(SOURCE, "test", index)
         for gen in MODEL_SOLUTION_GENERATORS:
             entry = rec.get(gen, dict)
@@ -107,6 +110,7 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
                 raise UserError(
                     f"{rec.where}: column '{gen}' should hold 'solution' (text) and 'is_correct' (true/false)"
                 )
+            validate.text(text, rec.where, f"{gen}.solution")
             traces.append(
                 {
                     "trace_id": stable_hash(gen, pid, 0, 0),
@@ -119,5 +123,6 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
                     "n_tokens": approx_tokens(text),
                 }
             )
+    validate.unique(seen, "question", "question (its traces would share trace ids)")
     problems = test.iloc[keep].reset_index(drop=True)
     return problems, pd.DataFrame(traces)
