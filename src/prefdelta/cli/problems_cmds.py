@@ -2,7 +2,7 @@
 
 prefdelta problems -c study.yaml
 prefdelta problems --source gsm8k --split train --n 200 -w ws
-prefdelta problems --path mine.jsonl --prompt-column q --answer-column a --name mine -w ws
+prefdelta problems --path mine.jsonl --prompt-column q --answer-column a --id-column uid --name mine -w ws
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def build_app(help_text: str) -> typer.Typer:
         solution_column: Annotated[
             str | None, typer.Option(help="--path/--hub: column with a solution")
         ] = None,
+        id_column: Annotated[
+            str | None, typer.Option(help="--path/--hub: column with a native id (each id once)")
+        ] = None,
         answer_format: Annotated[
             str, typer.Option(help="--path/--hub: as_is, gsm8k (#### N) or boxed")
         ] = "as_is",
@@ -69,6 +72,7 @@ def build_app(help_text: str) -> typer.Typer:
                         "prompt": prompt_column,
                         "reference_answer": answer_column or None,
                         "reference_solution": solution_column,
+                        "id": id_column,
                     },
                 )
             entry.update({k: v for k, v in (("split", split), ("n", n)) if v is not None})
