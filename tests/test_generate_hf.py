@@ -73,6 +73,9 @@ def test_chat_needs_template(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert backend.render(msg) == "user: Ann has 7 apples.\nassistant: "
     [r] = backend.generate([msg])
     assert r.error is None and r.completion_tokens > 0
+    assert r.prompt_text == "user: Ann has 7 apples.\nassistant: "  # what the model was fed
+    [p] = backend.generate([Request("p", prompt="Ann has 7 apples.\n", sampling=Sampling(max_tokens=4))])
+    assert p.prompt_text == "Ann has 7 apples.\n"
 
 
 def test_generate_all_still_works(tiny_model_dir: Path) -> None:

@@ -170,3 +170,68 @@ def test_hf_resume_gives_the_same_texts_as_a_clean_run(tiny_model_dir: Path, tmp
         resumed.sort_values("trace_id")[key].reset_index(drop=True),
         clean.sort_values("trace_id")[key].reset_index(drop=True),
     )
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["completions", "chat"])
+def test_traces_store_the_prompt_as_sent(tmp_path: Path, chat: bool) -> None:
+    """``prompt_text`` / ``prompt_messages`` are the request's prompt or messages, exactly."""
+    from prefdelta.generate.openai import OpenAIBackend
+    from prefdelta.generate.prompts import load_template
+
+    ws = Workspace(tmp_path / "ws")
+    problems = _arith_problems(3)
+    seen: list[dict] = []
+
+    def script(body: dict, attempt: int) -> str:
+        seen.append(body)
+        return "ok"
+
+    with ScriptedServer(script) as server:
+        run = GeneratorRun("g", OpenAIBackend(server.url, "m"), "m", SamplingSpec(samples=2), chat=chat)
+        traces = generate_traces(ws, run, problems).set_index("problem_id")
+    stored = ws.read_table(TRACES).set_index("trace_id")
+    template = load_template("arith")
+    for row in problems.itertuples():
+        mine = traces.loc[[row.problem_id]]
+        assert len(mine) == 2
+        texts, messages = set(mine["prompt_text"].map(repr)), set(mine["prompt_messages"].map(repr))
+        if chat:  # the server applied its own chat template: the messages are what was sent
+            sent = [b["messages"] for b in seen if b["messages"][-1]["content"].endswith(row.prompt)]
+            assert texts == {"None"} and messages == {repr(json.dumps(sent[0]))}
+            assert json.loads(mine["prompt_messages"].iloc[0]) == list(template.messages(row.prompt))
+        else:
+            assert texts == {repr(template.text(row.prompt))} and messages == {"None"}
+            assert any(b["prompt"] == mine["prompt_text"].iloc[0] for b in seen)
+    assert {"prompt_text", "prompt_messages"} <= set(stored.columns)
+
+
+def test_hf_chat_traces_store_the_chat_template_rendering(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    copy = tmp_path / "with-chat"
+    shutil.copytree(tiny_model_dir, copy)
+    tok = AutoTokenizer.from_pretrained(copy)
+    tok.chat_template = (
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant] "
+    )
+    tok.save_pretrained(copy)
+    problems = _arith_problems(2)
+    run = GeneratorRun(
+        "h",
+        HFBackend(copy, device="cpu"),
+        "m",
+        SamplingSpec(samples=1, max_tokens=4),
+        chat=True,
+        template="raw",
+    )
+    traces = generate_traces(Workspace(tmp_path / "ws"), run, problems).set_index("problem_id")
+    for row in problems.itertuples():
+        messages = json.loads(traces.loc[row.problem_id, "prompt_messages"])
+        assert messages == [{"role": "user", "content": messages[-1]["content"]}]
+        assert row.prompt in messages[-1]["content"]
+        assert traces.loc[row.problem_id, "prompt_text"] == tok.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        assert traces.loc[row.problem_id, "prompt_text"].startswith("[user] ")

@@ -36,6 +36,7 @@ class _Completion:
 class _Output:
     prompt_token_ids: list[int]
     outputs: list[_Completion] = field(default_factory=list)
+    prompt: str | None = None  # vLLM's RequestOutput.prompt: the text the engine tokenized
 
 
 def _fake_vllm(record: dict[str, Any]) -> types.ModuleType:
@@ -49,13 +50,15 @@ def _fake_vllm(record: dict[str, Any]) -> types.ModuleType:
         def __init__(self, **kw: Any) -> None:
             record["llm"] = kw
 
-        def _run(self, items: list[Any], params: list[SamplingParams]) -> list[_Output]:
+        def _run(self, items: list[str], params: list[SamplingParams]) -> list[_Output]:
             record.setdefault("params", []).extend(p.kw for p in params)
             return [
                 _Output(
-                    [1, 2, 3], [_Completion(f"{i}-{j}", [7] * (j + 1), "length") for j in range(p.kw["n"])]
+                    [1, 2, 3],
+                    [_Completion(f"{i}-{j}", [7] * (j + 1), "length") for j in range(p.kw["n"])],
+                    prompt=item,
                 )
-                for i, p in enumerate(params)
+                for i, (item, p) in enumerate(zip(items, params, strict=True))
             ]
 
         def generate(self, prompts: list[str], params: list[SamplingParams], use_tqdm: bool) -> list[_Output]:
@@ -63,7 +66,10 @@ def _fake_vllm(record: dict[str, Any]) -> types.ModuleType:
 
         def chat(self, messages: list[Any], params: list[SamplingParams], use_tqdm: bool) -> list[_Output]:
             record["chat"] = messages
-            return self._run(messages, params)
+            rendered = [
+                "".join(f"<{m['role']}>{m['content']}" for m in conv) + "<assistant>" for conv in messages
+            ]
+            return self._run(rendered, params)
 
     mod.SamplingParams = SamplingParams
     mod.LLM = LLM
@@ -98,3 +104,6 @@ def test_sampling_params_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
     assert record["chat"] == [[{"role": "user", "content": "hi"}]]
     assert results[2].completion_tokens == 2 and results[2].prompt_tokens == 3
     assert results[2].finish_reason == "length"
+    # the text each prompt became: the chat template's rendering, or the plain prompt
+    assert results[0].prompt_text == "<user>hi<assistant>"
+    assert results[1].prompt_text == results[2].prompt_text == "2+2="

@@ -55,6 +55,9 @@ class Result:
     completion_tokens: int = 0
     error: str | None = None
     attempts: int = 1  # HTTP attempts spent on this result (retries + 1); 1 for local backends
+    # the text the model was fed: the prompt as sent, or the chat template's rendering of the
+    # messages where the backend applied one itself; None where a server applied it unseen
+    prompt_text: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -360,7 +360,7 @@ class HFBackend:
                         torch.cuda.empty_cache()
                     size = max(1, size // 2)
                     continue
-                for (req, index, _), o in zip(chunk, outs, strict=True):
+                for (req, index, text), o in zip(chunk, outs, strict=True):
                     emit(
                         Result(
                             req.request_id,
@@ -369,6 +369,7 @@ class HFBackend:
                             o.finish_reason,
                             o.prompt_tokens,
                             o.completion_tokens,
+                            prompt_text=text,
                         )
                     )
                 start += len(chunk)

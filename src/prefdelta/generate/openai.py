@@ -347,6 +347,9 @@ class OpenAIBackend:
                         prompt_tokens=prompt_tokens,
                         completion_tokens=share,
                         attempts=attempts,
+                        # /completions sends the prompt as is; /chat/completions has the server
+                        # apply a chat template this client never sees
+                        prompt_text=None if chat else request.prompt,
                     )
                 )
         except (

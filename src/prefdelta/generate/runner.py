@@ -21,7 +21,14 @@ changed config starts afresh and its stale shards are removed.
 ``traces`` columns: trace_id, problem_id, generator_id, sample, seed, text,
 finish_reason, prompt_tokens, n_tokens (completion tokens), model, backend, template,
 prompt_style, sampling (JSON: temperature, top_p, max_tokens, stop, samples), attempts,
-created_at. ``trace_id`` = ``stable_hash(generator_id, problem_id, sample, seed)``.
+created_at, prompt_text, prompt_messages. ``trace_id`` = ``stable_hash(generator_id,
+problem_id, sample, seed)``.
+
+``prompt_text`` (string) is what the model was fed: the plain prompt as sent, or the chat
+template's rendering of the messages where the backend applied it (``hf``, ``vllm``); it
+is null where a server applied its template unseen (``openai`` chat). ``prompt_messages``
+(string, a JSON list of ``{"role", "content"}``) holds the chat messages as sent, null for
+plain prompts. Exports train on these, so the training prompt is the sampling prompt.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ TRACE_COLUMNS = [
     "sampling",
     "attempts",
     "created_at",
+    "prompt_text",
+    "prompt_messages",
 ]
 ERROR_COLUMNS = [
     "trace_id",
@@ -166,6 +175,17 @@ def plan_requests(
     return requests, index
 
 
+def prompt_columns(request: Request, result: Result) -> dict[str, str | None]:
+    """``prompt_text`` and ``prompt_messages`` of a trace: exactly what its request sent.
+
+    The backend's rendering wins (a chat template applied in-process); a plain prompt is
+    its own rendering; chat messages a server rendered leave ``prompt_text`` null.
+    """
+    text = result.prompt_text if result.prompt_text is not None else request.prompt
+    messages = None if request.messages is None else json.dumps([dict(m) for m in request.messages])
+    return {"prompt_text": text, "prompt_messages": messages}
+
+
 def generate_traces(
     ws: Workspace,
     run: GeneratorRun,
@@ -194,6 +214,7 @@ def generate_traces(
     existing = _read_shards(ws, TRACES, mine)
     done = set(existing["trace_id"]) if len(existing) else set()
     index: dict[str, tuple[str, int]] = {}
+    sent: dict[str, Request] = {}
     s = run.sampling
     sampling_json = json.dumps(
         {
@@ -267,6 +288,7 @@ def generate_traces(
                     "sampling": sampling_json,
                     "attempts": r.attempts,
                     "created_at": now,
+                    **prompt_columns(sent[r.request_id], r),
                 }
             )
         if progress is not None:
@@ -284,6 +306,7 @@ def generate_traces(
         if not requests:
             continue
         index.update(part_index)
+        sent.update((q.request_id, q) for q in requests)
         try:
             run.backend.generate(requests, on_result=on_result)
         finally:

@@ -126,12 +126,23 @@ class VLLMBackend:
         results = []
         for req, output in zip(requests, outputs, strict=True):
             n_prompt = len(output.prompt_token_ids or [])
+            # LLM.chat reports the chat template's rendering here; LLM.generate the prompt itself
+            rendered = getattr(output, "prompt", None)
+            prompt_text = rendered if isinstance(rendered, str) else req.prompt
             completions = list(output.outputs)
             for i in range(req.sampling.n):
                 if i < len(completions):
                     c = completions[i]
                     reason = c.finish_reason if c.finish_reason in ("stop", "length") else "stop"
-                    r = Result(req.request_id, i, c.text, reason, n_prompt, len(c.token_ids))
+                    r = Result(
+                        req.request_id,
+                        i,
+                        c.text,
+                        reason,
+                        n_prompt,
+                        len(c.token_ids),
+                        prompt_text=prompt_text,
+                    )
                 else:
                     r = Result(
                         req.request_id, i, "", "error", n_prompt, error="vllm returned fewer samples than n"
