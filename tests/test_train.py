@@ -116,7 +116,7 @@ def test_kto_and_lora_runs_save_loadable_models(tmp_path, trained_model_dir, pai
             "algorithm": "kto",
             "epochs": 1,
             "lr": 5e-3,
-            "tensorboard": True,
+            "report_to": ["tensorboard"],
             "lora": LoraConfig(r=4, alpha=8),
         }
     )

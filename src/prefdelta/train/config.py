@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -50,13 +50,14 @@ class StudentConfig(_Strict):
 
 
 class Hyper(_Strict):
-    """Hyper-parameters of one preference-training run: DPO (Rafailov et al. 2023) or
-    KTO (Ethayarajh et al. 2024). Defaults are the usual values for billion-parameter
+    """Hyper-parameters of one preference-training run with one of the registered losses
+    (:mod:`prefdelta.train.losses`: DPO, IPO, hinge, KTO, SimPO, ORPO). Defaults are the usual values for billion-parameter
     LLMs; tiny CPU students want a larger β and learning rate (docs/training.md, "Sweep")."""
 
-    algorithm: Literal["dpo", "kto"] = Field("dpo", description="dpo or kto")
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
-        "sigmoid", description="DPO loss: sigmoid (DPO), ipo (Azar et al. 2023), hinge (SLiC)"
+    algorithm: str = Field(
+        "dpo",
+        description="the loss, by its registered name (prefdelta.train.losses): dpo, ipo, hinge, kto, "
+        "and the reference-free simpo and orpo",
     )
     beta: float = Field(
         0.1,
@@ -64,7 +65,12 @@ class Hyper(_Strict):
         le=10.0,
         description="KL strength: 0.05-0.5 on LLMs (reference study 0.2); 0.5-2 on tiny off-policy students",
     )
-    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="conservative DPO flip rate, 0-0.2")
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=0.5, description="conservative DPO / SimPO flip rate, 0-0.2"
+    )
+    simpo_gamma: float = Field(
+        1.0, ge=0.0, le=20.0, description="SimPO target reward margin gamma; the paper keeps gamma/beta ~0.5"
+    )
     nll_weight: float = Field(
         0.0,
         ge=0.0,
@@ -94,7 +100,11 @@ class Hyper(_Strict):
     save_steps: int = Field(
         0, ge=0, description="checkpoint every N steps (resumable after a kill); 0 = never"
     )
-    tensorboard: bool = Field(False, description="also write TensorBoard scalars to <run>/tb")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="experiment trackers fed through accelerate (TRL's field): tensorboard (<run>/tb), "
+        "wandb (WANDB_MODE, <run>/wandb), mlflow (MLFLOW_TRACKING_URI, else <run>/mlruns)",
+    )
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
         "no", description="accelerate mixed precision: bf16 on recent GPUs, no on CPUs"
     )
@@ -102,11 +112,25 @@ class Hyper(_Strict):
         "auto", description="auto (the accelerator when there is one) or cpu"
     )
 
+    @field_validator("algorithm")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from prefdelta.train.losses import loss_names
+
+        if name not in loss_names():
+            raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(loss_names())}")
+        return name
+
     def model_post_init(self, __context: object) -> None:
-        if self.algorithm == "kto" and self.batch_size < 2:
-            raise ValueError(
-                "batch_size: must be >= 2 for KTO (its KL reference point uses the other pairs of the batch)"
-            )
+        from prefdelta.train.losses import get_loss
+
+        get_loss(self.algorithm).check(self)
+
+    @property
+    def loss_type(self) -> str:
+        """The DPO-family variant (sigmoid, ipo, hinge) for readers of the former field; the
+        loss is named once, by ``algorithm``."""
+        return {"dpo": "sigmoid", "ipo": "ipo", "hinge": "hinge"}.get(self.algorithm, self.algorithm)
 
 
 class TrainHyper(Hyper):
