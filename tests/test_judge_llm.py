@@ -244,3 +244,37 @@ def test_duplicate_trace_ids_are_a_user_error(rubric) -> None:
     judge = LLMJudge(ScriptedBackend(scores_from_problem), rubric, "j", options=LLMJudgeOptions(repeats=1))
     with pytest.raises(UserError, match="trace_id 't0' appears twice"):
         judge.score([items()[0], items()[0]])
+
+
+def test_transport_error_is_not_retried_under_a_new_seed(tmp_path: Path, rubric) -> None:
+    """A request the backend gave up on stays an error row with no cached reply; the next
+    run re-sends that same request (same seed), and only it."""
+    from prefdelta.judge.llm import is_transport_error
+
+    class FailsOnce(ScriptedBackend):
+        def generate(self, requests, on_result=None):
+            out = []
+            for req in requests:
+                self.requests.append(req)
+                if req.request_id == "t1/r1/a0" and len(self.requests) <= 8:
+                    res = Result(
+                        req.request_id, 0, "", "error", error="HTTP 503: busy; gave up after 5 attempts"
+                    )
+                else:
+                    res = Result(req.request_id, 0, self.reply(req), "stop")
+                if on_result:
+                    on_result(res)
+                out.append(res)
+            return out
+
+    backend = FailsOnce(scores_from_problem)
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    first = LLMJudge(backend, rubric, "j", cache, LLMJudgeOptions(repeats=2, retries=2)).score(items())
+    gap = is_transport_error(first["error"])
+    assert gap.sum() == 1 and first.loc[gap, "error"].iloc[0].startswith("backend error: HTTP 503")
+    assert len(backend.requests) == 8 and first.loc[gap, "attempts"].tolist() == [1]
+    again = LLMJudge(backend, rubric, "j", cache, LLMJudgeOptions(repeats=2, retries=2))
+    second = again.score(items())
+    assert again.requests_sent == 1 and backend.requests[-1].request_id == "t1/r1/a0"
+    assert backend.requests[-1].sampling.seed == 1 and second["error"].isna().all()
+    assert second[~gap].equals(first[~gap])

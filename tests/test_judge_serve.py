@@ -231,7 +231,9 @@ def test_transformers_serve_tiny_model_garbage_becomes_error_rows(
 def test_transformers_serve_judge_stage_end_to_end(
     tiny_serve: str, tiny_model_dir: Path, tmp_path: Path, shared_datasets: Path
 ) -> None:
-    """The judge stage with kind llm against a real server: every row an error with its raw text."""
+    """The judge stage with kind llm against a real server: every row an error with its raw text,
+    written before the stage fails for its error share (judge.max_error_rate)."""
+    from prefdelta.errors import UserError
     from test_judge_stage import gsm8k_workspace
 
     ws = gsm8k_workspace(tmp_path / "ws", shared_datasets, n_problems=1)
@@ -245,7 +247,10 @@ def test_transformers_serve_judge_stage_end_to_end(
         max_in_flight=2,
     )
     cfg = spec_from({"judge": {"kind": "llm", "llm": settings.model_dump()}})
-    run_stage(ws, cfg, "judge")
+    with pytest.raises(
+        UserError, match=r"judge llm:\S+: 100% of its 4 judgments are errors.*unparseable judge"
+    ):
+        run_stage(ws, cfg, "judge")
     df = ws.read_table("judgments")
     assert len(df) == 4 and df["error"].str.startswith("unparseable judge output").all()
     assert df[list(DIMENSIONS)].isna().all().all() and (df["raw"].str.len() > 0).all()

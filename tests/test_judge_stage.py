@@ -29,10 +29,10 @@ def gsm8k_workspace(root: Path, data_dir: Path, n_problems: int = 5) -> Workspac
     return ws
 
 
-def test_oracle_path_unchanged(tmp_path: Path) -> None:
-    cfg = spec_from({"judge": {"kind": "oracle"}})
-    ws = Workspace(tmp_path)
-    problems = arith.make_problems(arith.ArithSpec(), 5, seed=0, prefix="pairs")
+def arith_workspace(root: Path, n_problems: int = 5) -> Workspace:
+    """A workspace holding ``n_problems`` arith problems and one reference trace ``t<i>`` each."""
+    ws = Workspace(root)
+    problems = arith.make_problems(arith.ArithSpec(), n_problems, seed=0, prefix="pairs")
     ws.write_table(
         "problems",
         pd.DataFrame(
@@ -52,9 +52,15 @@ def test_oracle_path_unchanged(tmp_path: Path) -> None:
     )
     ws.write_table(
         "traces",
-        pd.DataFrame({"trace_id": [f"t{i}" for i in range(5)], "problem_id": [p.problem_id for p in problems],
+        pd.DataFrame({"trace_id": [f"t{i}" for i in range(n_problems)], "problem_id": [p.problem_id for p in problems],
                       "text": [arith.reference_trace(p) for p in problems]}),
     )  # fmt: skip
+    return ws
+
+
+def test_oracle_path_unchanged(tmp_path: Path) -> None:
+    cfg = spec_from({"judge": {"kind": "oracle"}})
+    ws = arith_workspace(tmp_path)
     run_stage(ws, cfg, "judge")
     df = ws.read_table("judgments")
     assert set(df["judge_id"]) == {"arith-oracle"}

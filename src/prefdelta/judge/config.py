@@ -55,6 +55,13 @@ class LLMJudgeSettings(_Strict):
         16, ge=1, le=1024, description="concurrent requests (vLLM 64-256; transformers serve 4-16)"
     )
     timeout_s: float = Field(120.0, gt=0, description="per-request timeout of the openai backend")
+    transport_retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="openai backend: retries of a request that met HTTP 429/5xx, a timeout or a cut "
+        "body before it becomes an error row (the next run re-sends those)",
+    )
     seed: int = Field(0, description="sampling seed of the judge's requests")
 
     @model_validator(mode="after")
@@ -83,6 +90,12 @@ class JudgeSpec(_Strict):
         description="judge_id in the judgments table [default: arith-oracle, calc-checker, llm:<model>]",
     )
     llm: LLMJudgeSettings | None = Field(None, description="kind llm: the model and how it is asked")
+    max_error_rate: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="this judge's own limit on its share of error rows [default: judge.max_error_rate]",
+    )
 
     @model_validator(mode="after")
     def _llm_needs_settings(self) -> JudgeSpec:
@@ -119,12 +132,19 @@ class JudgeConfig(_Strict):
     cache: str = Field(
         "cache/judge.sqlite", description="response cache of the llm judges, relative to the workspace"
     )
+    max_error_rate: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="largest share of error rows a judge may leave; above it the stage fails (exit 2) "
+        "after writing its rows, naming the judge and its commonest errors",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _one_judge(cls, data: Any) -> Any:
         if isinstance(data, dict) and ("kind" in data or "llm" in data or "id" in data):
-            own = {k: data[k] for k in ("deltas_from", "cache") if k in data}
+            own = {k: data[k] for k in ("deltas_from", "cache", "max_error_rate") if k in data}
             judge = {k: v for k, v in data.items() if k not in own}
             return {**own, "judges": [judge]}
         return data

@@ -13,6 +13,12 @@ Every reply goes through :class:`~prefdelta.judge.cache.ResponseCache`, keyed by
 judge id, rubric hash, prompt, sampling, repeat and attempt, so a re-run of the same
 judgments costs zero requests.
 
+A transport fault (the backend gave up: timeouts, HTTP 5xx, a cut body) is not retried
+here at a new attempt: the backend has retried it already, and a new attempt would mean
+a new seed, so the row's score would depend on when the network failed. It becomes an
+error row starting with :data:`TRANSPORT_ERROR` and no cached reply; the next run
+re-sends exactly that request (same repeat, attempt and seed) and nothing else.
+
 Pairwise mode (:meth:`LLMJudge.compare`) shows two traces in one prompt and asks which
 is better per dimension, in both orders, which is what position-bias audits need.
 
@@ -34,6 +40,14 @@ from prefdelta.generate.base import Backend, Request, Result, Sampling
 from prefdelta.judge.cache import ResponseCache
 from prefdelta.judge.parse import ParseError, parse_scores
 from prefdelta.judge.rubric import Rubric, render_pairwise_prompt, render_prompt
+
+TRANSPORT_ERROR = "backend error"
+"""How the ``error`` of a row no reply stands behind begins (the request failed in transport)."""
+
+
+def is_transport_error(errors: pd.Series) -> pd.Series:
+    """Which ``error`` values are transport faults: rows a re-run fills by re-sending the request."""
+    return errors.astype("string").fillna("").str.startswith(f"{TRANSPORT_ERROR}:")
 
 
 @dataclass(frozen=True)
@@ -182,8 +196,14 @@ class LLMJudge:
             for job in pending:
                 res = replies[job.request_id]
                 if res.error is not None or res.finish_reason == "error":
-                    done[job.request_id] = (None, res.text, f"backend error: {res.error}", "", attempt + 1)
-                    still.append(job)
+                    # not retried at a new attempt (a new seed): the next run re-sends this one
+                    done[job.request_id] = (
+                        None,
+                        res.text,
+                        f"{TRANSPORT_ERROR}: {res.error}",
+                        "",
+                        attempt + 1,
+                    )
                     continue
                 try:
                     scores, method = parse_scores(res.text, self.rubric.names, lo, hi)

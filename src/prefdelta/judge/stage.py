@@ -12,6 +12,11 @@ All write the same ``judgments`` table, one shard per judge: ``trace_id, judge_i
 rubric_hash, repeat, <dimensions>, outcome, raw, error`` (plus ``parse_method`` /
 ``attempts`` for the LLM judge and the checker's counts for ``calc``). ``outcome`` is
 never an opinion: it is the exact grade of the trace by its problem's source.
+
+Rows a transport fault left empty make the stage *incomplete* (``Stage.incomplete``): a
+plain re-run re-sends exactly those requests. A judge whose share of error rows exceeds
+``judge.max_error_rate`` fails the stage (exit 2) after every judge's rows are written,
+so the re-run after a fix resumes from them (:mod:`prefdelta.judge.health`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from prefdelta.generate.base import Backend
 from prefdelta.hashing import stable_hash
 from prefdelta.judge.config import JudgeSpec, LLMJudgeSettings
 from prefdelta.judge.dimensions import DIMENSIONS, share_to_score
+from prefdelta.judge.health import error_rate_problem, transport_gaps
 from prefdelta.progress import bar, info
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
@@ -154,6 +160,7 @@ def make_backend(
             api_key_env=settings.api_key_env,
             max_in_flight=settings.max_in_flight,
             timeout_s=settings.timeout_s,
+            max_retries=settings.transport_retries,
         )
     from prefdelta.generate.hf import HFBackend
 
@@ -245,7 +252,7 @@ def shard_name(judge_id: str) -> str:
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     problems = ws.read_table("problems", required_by="judge")
     traces = ws.read_table("traces", required_by="judge")
-    shards, errors = [], []
+    shards, errors, problems_found = [], [], []
     for i, spec in enumerate(cfg.judge.judges):
         jctx = JudgeContext(ws.root / cfg.judge.cache, ctx.servers, f"judge.judges.{i}.llm")
         df = run_judge(problems, traces, spec, jctx)
@@ -254,8 +261,26 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         shards.append(name)
         n_err = int(df["error"].notna().sum())
         errors.append(f"{spec.judge_id}: {len(df)} judgments, {n_err} errors")
+        if spec.max_error_rate is None:
+            limit, field = cfg.judge.max_error_rate, "judge.max_error_rate"
+        else:
+            limit, field = spec.max_error_rate, f"judge.judges.{i}.max_error_rate"
+        problem = error_rate_problem(df, spec.judge_id, limit, field)
+        if problem is not None:
+            problems_found.append(problem)
     ws.prune_shards(JUDGMENTS, shards)
+    if problems_found:  # after every judge's rows are written: the re-run resumes from them
+        raise UserError(" | ".join(problems_found))
     return StageOutput([JUDGMENTS], [], "(" + "; ".join(errors) + ")")
+
+
+def incomplete(ws: Workspace, cfg: StudyConfig) -> str | None:
+    """Judgments a transport fault left missing (the stage is then re-run for them), or ``None``."""
+    frames = [
+        pd.read_parquet(ws.shard_path(JUDGMENTS, s), columns=["judge_id", "error"])
+        for s in ws.shards(JUDGMENTS)
+    ]
+    return transport_gaps(pd.concat(frames, ignore_index=True)) if frames else None
 
 
 def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
@@ -315,4 +340,5 @@ STAGE = Stage(
     estimate=estimate,
     settings=_settings,
     preflight=preflight,
+    incomplete=incomplete,
 )

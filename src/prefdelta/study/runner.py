@@ -78,6 +78,9 @@ def plan(ws: Workspace, cfg: StudyConfig) -> list[PlanRow]:
                 status = f"runs ({err})"
             else:
                 status = "cached" if ws.is_fresh(stage.name, key) else "runs"
+                gaps = stage.gaps(ws, cfg) if status == "cached" else None
+                if gaps is not None:
+                    status = f"runs (incomplete: {gaps})"
         if status != "cached":
             changing.update(stage.outputs)
         work = ""

@@ -9,7 +9,10 @@ of its CLI command. ``prefdelta run`` and every stage command call the same
 Skip rule: a stage's cache key hashes its input tables' content, the config sections it
 reads, and the source of every project module its code can reach
 (:func:`prefdelta.study.codehash.code_version`). When the key equals the one recorded
-at its last completion, and its outputs still exist, the stage is skipped.
+at its last completion, its outputs still exist, and the stage does not report its own
+outputs incomplete (``Stage.incomplete``: rows a transient fault left missing), the
+stage is skipped. An incomplete stage re-runs with the same key; its body fills the gaps
+(its own caches make the finished part cost nothing).
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ class Stage:
     preflight: Callable[[Workspace, StudyConfig], None] | None = None
     """Cheap checks run before any stage of a run starts (endpoints reachable, student
     folder present), so that bad input stops a study before it writes anything."""
+    incomplete: Callable[[Workspace, StudyConfig], str | None] | None = None
+    """Why the stage's finished outputs are not whole (``"3 of 48 judgments missing
+    after transport errors"``), or ``None``. Asked only when the cache key matches: a
+    stage whose work can fail transiently (a server that timed out) is then not "up to
+    date" but re-run, and its body re-does only what is missing."""
 
     @property
     def module(self) -> str:
@@ -98,6 +106,10 @@ class Stage:
 
     def key(self, ws: Workspace, cfg: StudyConfig, code: str | None = None) -> str:
         return ws.stage_key(self.name, self.input_tables(ws), self.config(cfg), code or self.code())
+
+    def gaps(self, ws: Workspace, cfg: StudyConfig) -> str | None:
+        """What the finished outputs lack (see ``incomplete``), or ``None`` when whole."""
+        return None if self.incomplete is None else self.incomplete(ws, cfg)
 
 
 def _dump(value: Any) -> Any:
@@ -125,8 +137,12 @@ def run_stage(
     code = stage.code()
     key = stage.key(ws, cfg, code)
     if not force and ws.is_fresh(stage.name, key):
-        info(f"[dim]{stage.name}: up to date, skipped[/dim]")
-        return StageResult(stage.name, True, 0.0)
+        gaps = stage.gaps(ws, cfg)
+        if gaps is None:
+            info(f"[dim]{stage.name}: up to date, skipped[/dim]")
+            return StageResult(stage.name, True, 0.0)
+        info(f"{stage.name}: incomplete ({gaps}); re-running for what is missing")
+    ws.invalidate(stage.name)  # a body that fails or is killed leaves no "done" record behind
     for table in stage.outputs:
         ws.clean_temp(table)
     start = time.perf_counter()
