@@ -269,32 +269,36 @@ def register(app: typer.Typer) -> None:
         ] = None,
         public: Annotated[bool, typer.Option(help="make the hub dataset public")] = False,
     ) -> None:
-        """Export a selection as TRL DPO/KTO records, JSONL, Parquet or a datasets folder."""
+        """Export a selection as TRL DPO/KTO records, JSONL, Parquet or a datasets folder, with a card."""
+        from prefdelta.pairs import card as card_mod
         from prefdelta.pairs import export as export_mod
 
         ws = Workspace(workspace)
         pairs = ws.read_table("pairs", required_by="pairs export")
         sels = ws.read_table("selections", required_by="pairs export") if selection else None
-        res = export_mod.export(
+        judges: tuple[str, ...] = ()
+        if ws.has_table("judgments"):
+            judgments = ws.read_table("judgments")
+            if "judge_id" in judgments.columns:
+                judges = tuple(sorted(judgments["judge_id"].dropna().astype(str).unique()))
+        tables = (
             pairs,
             ws.read_table("traces", required_by="pairs export"),
             ws.read_table("problems", required_by="pairs export"),
-            out,
-            fmt=fmt,
-            container=to,
-            selections=sels,
-            selection_id=selection,
-            overwrite=overwrite,
         )
+        prepared = export_mod.prepare(
+            *tables, fmt=fmt, selections=sels, selection_id=selection, judges=judges
+        )
+        res = export_mod.write(prepared, out, to, overwrite)
         note = (
             f", {res.dropped_conflicts} traces labelled both ways left out" if res.dropped_conflicts else ""
         )
-        typer.echo(f"exported {res.records} {fmt} records from {res.pairs} pairs to {res.path}{note}")
+        typer.echo(
+            f"exported {res.records} {fmt} records from {res.pairs} pairs to {res.path}{note} (card: {res.card})"
+        )
+        for line in res.notes:
+            typer.echo(f"note: {line}")
         if push_to_hub:
-            frame = export_mod.training_frame(
-                export_mod.selected_pairs(pairs, sels, selection),
-                ws.read_table("traces"),
-                ws.read_table("problems"),
-            )
-            export_mod.push_to_hub(export_mod.records(frame, fmt)[0], push_to_hub, private=not public)
+            card = card_mod.card_text(prepared.info, hub=True)
+            card_mod.push_to_hub(prepared.records, card, push_to_hub, private=not public)
             typer.echo(f"pushed to the hub: {push_to_hub}")

@@ -25,7 +25,9 @@ from prefdelta.errors import UserError
 class SourceInfo:
     """A problem source: ``splits`` (empty: any label, for generated worlds), ``grader`` (the
     exact grader of its answers: arith, gsm8k, boxed, choice or humaneval), ``domain`` it
-    usually serves (math / stem / code), and whether it is generated offline (``world``)."""
+    usually serves (math / stem / code), whether it is generated offline (``world``), and the
+    ``license`` of its published data as a Hugging Face Hub licence id (for dataset cards of
+    exports built on it; "unknown" where the source does not state one)."""
 
     name: str
     module: str
@@ -33,6 +35,7 @@ class SourceInfo:
     grader: str
     domain: str
     world: bool = False
+    license: str = "unknown"
 
     def load(self, split: str, data_dir: str | Path | None = None, **options: Any) -> pd.DataFrame:
         return importlib.import_module(self.module).load(split=split, data_dir=data_dir, **options)
@@ -42,15 +45,15 @@ SOURCES: dict[str, SourceInfo] = {
     s.name: s
     for s in (
         # the module names are literals so that stage cache keys see them (study/codehash.py)
-        SourceInfo("arith", "prefdelta.sources.arith", (), "arith", "math", world=True),
-        SourceInfo("gsm8k", "prefdelta.sources.gsm8k", ("train", "test"), "gsm8k", "math"),
-        SourceInfo("math500", "prefdelta.sources.math500", ("test",), "boxed", "math"),
+        SourceInfo("arith", "prefdelta.sources.arith", (), "arith", "math", world=True, license="mit"),
+        SourceInfo("gsm8k", "prefdelta.sources.gsm8k", ("train", "test"), "gsm8k", "math", license="mit"),
+        SourceInfo("math500", "prefdelta.sources.math500", ("test",), "boxed", "math", license="mit"),
         SourceInfo("minerva_math", "prefdelta.sources.minerva_math", ("test",), "boxed", "math"),
         SourceInfo("aime24", "prefdelta.sources.aime24", ("test",), "boxed", "math"),
         SourceInfo("amc23", "prefdelta.sources.amc23", ("test",), "boxed", "math"),
-        SourceInfo("svamp", "prefdelta.sources.svamp", ("test",), "gsm8k", "math"),
-        SourceInfo("mmlu_stem", "prefdelta.sources.mmlu_stem", ("test",), "choice", "stem"),
-        SourceInfo("humaneval", "prefdelta.sources.humaneval", ("test",), "humaneval", "code"),
+        SourceInfo("svamp", "prefdelta.sources.svamp", ("test",), "gsm8k", "math", license="mit"),
+        SourceInfo("mmlu_stem", "prefdelta.sources.mmlu_stem", ("test",), "choice", "stem", license="mit"),
+        SourceInfo("humaneval", "prefdelta.sources.humaneval", ("test",), "humaneval", "code", license="mit"),
     )
 }
 SPLITS: dict[str, tuple[str, ...]] = {n: s.splits for n, s in SOURCES.items() if not s.world}
@@ -65,6 +68,12 @@ def source_info(source: str, field: str = "source") -> SourceInfo:
             "(or a file: path: FILE, or a hub dataset: hub: ID)"
         )
     return SOURCES[source]
+
+
+def source_license(source: str) -> str:
+    """The licence id of a source's data; "unknown" for a user's own or a hub dataset."""
+    info = SOURCES.get(source)
+    return info.license if info is not None else "unknown"
 
 
 def check_split(source: str, split: str, field: str = "split") -> None:
