@@ -35,6 +35,23 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
+def _per_token_gap(model_dir: Path, pairs) -> float:
+    """Mean over pairs of the per-token log-prob of chosen minus rejected under a model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefdelta.train.logprobs import prefix_shared_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    pad = AutoTokenizer.from_pretrained(str(model_dir)).pad_token_id
+    with torch.no_grad():
+        lp = prefix_shared_logprobs(
+            model, [p.prompt for p in pairs], [[p.chosen, p.rejected] for p in pairs], pad
+        )
+    lens = torch.tensor([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=torch.float32)
+    per_token = lp / lens
+    return float((per_token[:, 0] - per_token[:, 1]).mean())
+
+
 class Killed(Exception):
     pass
 
@@ -144,3 +161,59 @@ def test_pairs_file_and_hyper_errors_name_the_place(tmp_path):
     with pytest.raises(UserError, match=r"--hyper: field .betta.: Extra inputs are not permitted"):
         parse_hyper('{"betta": 0.1}')
     assert parse_hyper('{"algorithm": "kto"}').algorithm == "kto"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("algorithm", "extra"), [("simpo", {"beta": 2.0, "simpo_gamma": 1.0}), ("orpo", {"beta": 0.5})]
+)
+def test_reference_free_losses_train_without_a_reference(
+    tmp_path, monkeypatch, trained_model_dir, pairs, algorithm, extra
+):
+    from prefdelta.train import refcache
+
+    def no_reference(*args, **kwargs):
+        raise AssertionError("a reference-free loss touched the reference cache")
+
+    monkeypatch.setattr(refcache.RefCache, "__init__", no_reference)
+    hp = HP.model_copy(update={"algorithm": algorithm, "nll_weight": 0.0, "lr": 3e-3, **extra})
+    last = train_preference(trained_model_dir, pairs, hp, tmp_path / "run", ref_cache_root=tmp_path / "rc")
+    assert not (tmp_path / "rc").exists()
+    assert last["ref_computed"] == 0
+    curve = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(curve) == 6 and "kl" not in curve[-1]
+    # it learns the preferences: the per-token log-prob gap, chosen over rejected, widens
+    assert _per_token_gap(tmp_path / "run" / "final", pairs) > _per_token_gap(trained_model_dir, pairs)
+    if algorithm == "orpo":  # the SFT term is part of the objective: loss > the odds-ratio term
+        assert "log_odds" in curve[-1]
+        assert all(m["loss"] > m["nll_chosen"] > 0 for m in curve)
+
+
+@pytest.mark.integration
+def test_stage_job_of_a_simpo_variant_leaves_the_shared_cache_alone(tmp_path, trained_model_dir):
+    from prefdelta.train.config import TrainConfig
+    from prefdelta.train.stage import prewarm_reference, train_job
+
+    tc = TrainConfig(
+        batch_size=2,
+        epochs=1,
+        variants={"simpo": {"algorithm": "simpo", "beta": 2.0}, "orpo": {"algorithm": "orpo"}},
+    )
+    sets = tc.hyper_sets()
+    assert [h.algorithm for h in sets.values()] == ["dpo", "simpo", "orpo"]
+    problems = make_problems(ArithSpec(max_steps=2), 4, seed=5)
+    job = {
+        "model": str(trained_model_dir),
+        "prompts": [prompt_text(p.text) for p in problems],
+        "chosen": [reference_trace(p) for p in problems],
+        "rejected": [reference_trace(problems[(i + 1) % 4]) for i in range(4)],
+        "hp": tc.run_hyper(sets["simpo"], 0, LoraConfig()).model_dump_json(),
+        "run_dir": str(tmp_path / "simpo-run"),
+        "ref_cache": str(tmp_path / "refcache"),
+    }
+    prewarm_reference(job["model"], [job])  # what train.workers > 1 does first: nothing to warm
+    train_job(job)
+    assert not (tmp_path / "refcache").exists()
+    assert (tmp_path / "simpo-run" / "final" / "config.json").is_file()
+    record = json.loads((tmp_path / "simpo-run" / "truncation.json").read_text())
+    assert "logp_per_token_chosen" not in record  # on-policyness reads reference log-probs

@@ -1,4 +1,4 @@
-"""Parity with TRL 1.16: on the same tiny models and batch, the native DPO/KTO losses and
+"""Parity with TRL 1.16: on the same tiny models and batch, the native DPO/KTO/SimPO/ORPO losses and
 per-sequence log-probs equal TRL's within 1e-4 relative (``trl`` is a test extra)."""
 
 from __future__ import annotations
@@ -149,3 +149,87 @@ def test_kto_loss_and_logps_match_trl(tmp_path, models, batch_texts, dw, uw):
     )
     assert float(kl) > 0  # the reference point is exercised, not clamped away
     assert float(out.loss) == pytest.approx(trl_loss, rel=RTOL)
+
+
+def _native_pair_logps(tok, policy, prompts, chosen, rejected):
+    pairs, kept, _ = encode_pairs(tok, prompts, chosen, rejected)
+    assert kept == list(range(len(prompts)))
+    lp = _native_logps(policy, pairs, [[p.chosen, p.rejected] for p in pairs], tok.pad_token_id)
+    lens = torch.tensor([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=torch.float32)
+    return lp, lens
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("beta", "gamma", "smoothing"), [(2.0, 1.0, 0.0), (2.5, 1.25, 0.1)])
+def test_simpo_loss_matches_trl_cpo(tmp_path, models, batch_texts, beta, gamma, smoothing):
+    from datasets import Dataset
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    from prefdelta.train.losses.simpo import simpo_loss
+
+    tok, policy, _ = models
+    prompts, chosen, rejected = batch_texts
+    args = CPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        loss_type="simpo",
+        cpo_alpha=0.0,  # pure SimPO: no behaviour-cloning term
+        beta=beta,
+        simpo_gamma=gamma,
+        label_smoothing=smoothing,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+    )
+    ds = Dataset.from_dict({"prompt": prompts, "chosen": chosen, "rejected": rejected})
+    trainer = CPOTrainer(model=policy, args=args, train_dataset=ds, processing_class=tok)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+        trl_c, trl_r = trainer.concatenated_forward(trainer.model, batch)[:2]  # per-token means
+
+    lp, lens = _native_pair_logps(tok, policy, prompts, chosen, rejected)
+    torch.testing.assert_close(lp[:, 0] / lens[:, 0], trl_c, rtol=RTOL, atol=0)
+    torch.testing.assert_close(lp[:, 1] / lens[:, 1], trl_r, rtol=RTOL, atol=0)
+    out = simpo_loss(
+        lp[:, 0], lp[:, 1], lens[:, 0], lens[:, 1], beta=beta, gamma=gamma, label_smoothing=smoothing
+    )
+    assert float(out.loss) == pytest.approx(trl_loss, rel=RTOL)
+    assert abs(trl_loss) > 1e-3
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lam", [0.1, 1.0])
+def test_orpo_odds_ratio_matches_trl(tmp_path, models, batch_texts, lam):
+    """TRL's ORPO loss is ``NLL − λ·mean log σ(log odds)``; its NLL runs over prompt and
+    completion (ours, as the paper's L_SFT, over the completion), so the odds-ratio term is
+    compared: TRL's loss minus its NLL."""
+    from datasets import Dataset
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    from prefdelta.train.losses.orpo import orpo_loss
+
+    tok, policy, _ = models
+    prompts, chosen, rejected = batch_texts
+    args = ORPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        beta=lam,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+    )
+    ds = Dataset.from_dict({"prompt": prompts, "chosen": chosen, "rejected": rejected})
+    trainer = ORPOTrainer(model=policy, args=args, train_dataset=ds, processing_class=tok)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+        forward = trainer.concatenated_forward(trainer.model, batch)
+    trl_c, trl_r, trl_nll = forward[0], forward[1], float(forward[4])
+
+    lp, lens = _native_pair_logps(tok, policy, prompts, chosen, rejected)
+    torch.testing.assert_close(lp[:, 0] / lens[:, 0], trl_c, rtol=RTOL, atol=0)
+    torch.testing.assert_close(lp[:, 1] / lens[:, 1], trl_r, rtol=RTOL, atol=0)
+    out = orpo_loss(lp[:, 0], lp[:, 1], lens[:, 0], lens[:, 1], lam=lam)
+    assert float(out.loss) == pytest.approx(trl_loss - trl_nll, rel=RTOL)
+    assert float(out.loss) > 1e-3

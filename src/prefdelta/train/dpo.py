@@ -1,20 +1,36 @@
 """Preference training on pairs given as text (the entry point the train stage uses).
 
 Tokenizes with the exact prompt/completion boundary (:func:`.logprobs.encode_pairs`) and
-runs :func:`.trainer.train_preference` (DPO or KTO, as ``hp.algorithm`` says).
+runs :func:`.trainer.train_preference` (the loss ``hp.algorithm`` names).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 
 from prefdelta.train.config import TrainHyper
 from prefdelta.train.logprobs import TruncationReport, encode_pairs
+from prefdelta.train.losses import get_loss
+from prefdelta.train.metrics import StepCallback
+from prefdelta.train.refcache import RefCache, model_key
 from prefdelta.train.trainer import train_preference
+
+STATUS = {"loss": "loss", "margin": "margin", "preference_accuracy": "acc"}
+
+
+@contextlib.contextmanager
+def step_progress(run_name: str) -> Iterator[StepCallback]:
+    """A live bar of a run's steps with its loss, reward margin and preference accuracy;
+    yields the ``on_step`` callback that feeds it."""
+    from prefdelta.progress import format_status, status_bar
+
+    with status_bar(f"train: {run_name}") as update:
+        yield lambda step, total, metrics: update(step, total, format_status(metrics, STATUS))
 
 
 def train_on_texts(
@@ -24,11 +40,12 @@ def train_on_texts(
     rejected: Sequence[str],
     hp: TrainHyper,
     out_dir: Path,
-    progress: Callable[[int, int], None] | None = None,
+    on_step: StepCallback | None = None,
     ref_cache_root: Path | None = None,
 ) -> tuple[dict[str, float], TruncationReport]:
     """Encode the pairs, train, and return the last metrics and the truncation report
-    (also written to ``out_dir/truncation.json`` by the main process)."""
+    (also written to ``out_dir/truncation.json`` by the main process). ``on_step(step,
+    total, metrics)`` follows the run (:func:`step_progress` shows it)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
@@ -39,11 +56,11 @@ def train_on_texts(
         hp,
         Path(out_dir),
         ref_cache_root=ref_cache_root,
-        on_step=None if progress is None else (lambda s, t, _m: progress(s, t)),
+        on_step=on_step,
     )
     if last.get("is_main_process", 1.0):
         record = {"truncated": len(report.truncated), "dropped": len(report.dropped)}
-        if ref_cache_root is not None:
+        if ref_cache_root is not None and get_loss(hp.algorithm).needs_reference:
             record.update(on_policyness(model_path, pairs, ref_cache_root))
         (Path(out_dir) / "truncation.json").write_text(json.dumps(record))
     return last, report
@@ -54,8 +71,6 @@ def on_policyness(model_path: str | Path, pairs, ref_cache_root: Path) -> dict[s
     *before* training (its reference log-probs, already in the cache): how on-policy a
     selection is. Pairs far off-policy (very negative) are the ones likelihood displacement
     hits (Razin et al. 2024); a selection closer to the student's own outputs is easier."""
-    from prefdelta.train.refcache import RefCache, model_key
-
     cache = RefCache(ref_cache_root, model_key(model_path))
     chosen = cache.get([(p.prompt, p.chosen) for p in pairs])
     rejected = cache.get([(p.prompt, p.rejected) for p in pairs])

@@ -13,6 +13,7 @@ collected from its folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -169,23 +170,35 @@ def is_done(run_dir: Path) -> bool:
 
 
 def train_job(job: dict) -> None:
-    """Train one run in process (the worker function of ``train.workers``)."""
-    from prefdelta.train.dpo import train_on_texts
+    """Train one run in process (the worker function of ``train.workers``); in the main
+    process a live bar follows its steps (workers share the terminal, so they show none)."""
+    import multiprocessing
 
-    train_on_texts(
-        job["model"], job["prompts"], job["chosen"], job["rejected"], TrainHyper.model_validate_json(job["hp"]),
-        Path(job["run_dir"]), ref_cache_root=Path(job["ref_cache"]),
-    )  # fmt: skip
+    from prefdelta.train.dpo import step_progress, train_on_texts
+
+    run_dir = Path(job["run_dir"])
+    live = multiprocessing.parent_process() is None
+    with step_progress(run_dir.name) if live else contextlib.nullcontext() as on_step:
+        train_on_texts(
+            job["model"], job["prompts"], job["chosen"], job["rejected"],
+            TrainHyper.model_validate_json(job["hp"]), run_dir, on_step=on_step,
+            ref_cache_root=Path(job["ref_cache"]),
+        )  # fmt: skip
 
 
 def prewarm_reference(model_path: str, jobs: list[dict]) -> None:
     """Reference log-probs of every chosen and rejected completion, once, before parallel
-    runs start (so that workers do not compute the same ones side by side)."""
+    runs start (so that workers do not compute the same ones side by side); reference-free
+    runs (SimPO, ORPO) need none."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prefdelta.train.logprobs import encode_pairs
+    from prefdelta.train.losses import get_loss
     from prefdelta.train.refcache import RefCache, model_key
 
+    jobs = [j for j in jobs if get_loss(TrainHyper.model_validate_json(j["hp"]).algorithm).needs_reference]
+    if not jobs:
+        return
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     cache = RefCache(Path(jobs[0]["ref_cache"]), model_key(model_path))
@@ -342,6 +355,10 @@ def preflight(ws: Workspace, cfg: StudyConfig) -> None:
             raise UserError(f"student.model: cannot load {cfg.student.model!r} ({first})") from None
     if cfg.train.launcher.kind == "accelerate":
         accelerate_config(cfg.train.launcher)
+    from prefdelta.train.tracking import check_trackers
+
+    for hyper in cfg.train.hyper_sets().values():
+        check_trackers(hyper.report_to)
 
 
 def _settings(cfg: StudyConfig) -> dict[str, object]:
@@ -355,7 +372,7 @@ STAGE = Stage(
     outputs=("runs",),
     sections=("student", "train"),
     body=body,
-    help="Train the student with DPO / KTO on each selection, for every variant and seed.",
+    help="Train the student (DPO, IPO, hinge, KTO, SimPO or ORPO) on each selection, for every variant and seed.",
     estimate=estimate,
     settings=_settings,
     preflight=preflight,
