@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test test-quick bench lint format clean smollm2 real-smoke chromium
+.PHONY: install demo test test-quick chaos bench lint format clean smollm2 real-smoke chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: $(STAMP) chromium
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
+
+# kill -9 at random points, faults, bad inputs, determinism (also part of make test)
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -q -m chaos
 
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
