@@ -5,10 +5,15 @@
     prefdelta eval --model adapter/ --base Qwen/Qwen2.5-0.5B --suite code_ood
     prefdelta eval --model NAME --backend openai --url http://host:8000/v1 --suite stem_ood
     prefdelta eval --model ./ckpt --tasks gsm8k,humaneval --limit 20   # lm-evaluation-harness
+    prefdelta eval --model NAME --backend openai --url http://host:8000/v1 --tasks gsm8k \
+        --tokenizer ./tokenizer-folder --num-concurrent 8               # lm-eval on a served model
     prefdelta eval compare MODEL_A MODEL_B
 
 With ``--model`` only that model is evaluated (the spec's ``eval.models`` and
-``eval.include`` are replaced); ``--suite`` / ``--tasks`` replace the spec's suites.
+``eval.include`` are replaced); ``--suite`` / ``--tasks`` replace the spec's suites. lm-eval tasks on a ``--backend
+openai`` model run lm-eval's ``local-completions`` (``--lm-eval-api chat-completions``:
+``local-chat-completions``) with the URL as its ``base_url``; lm-eval's own results JSON and
+samples JSONL go to ``<workspace>/lm-eval/<model_id>/``.
 """
 
 from __future__ import annotations
@@ -70,6 +75,33 @@ def build_app(help_text: str) -> typer.Typer:
         workers: Annotated[
             int | None, typer.Option(help="code sandboxes / grading processes at once")
         ] = None,
+        lm_eval_api: Annotated[
+            str | None,
+            typer.Option(
+                "--lm-eval-api",
+                help="lm-eval on --backend openai: completions (local-completions) or chat-completions",
+            ),
+        ] = None,
+        tokenizer: Annotated[
+            Path | None,
+            typer.Option(
+                help="lm-eval on --backend openai: local tokenizer folder [default: -m if a folder]"
+            ),
+        ] = None,
+        num_concurrent: Annotated[
+            int | None, typer.Option(help="lm-eval on --backend openai: requests in flight")
+        ] = None,
+        lm_eval_output: Annotated[
+            bool | None,
+            typer.Option(
+                "--lm-eval-output/--no-lm-eval-output",
+                help="write lm-eval's results JSON to <workspace>/lm-eval/<model_id>/ [default: yes]",
+            ),
+        ] = None,
+        log_samples: Annotated[
+            bool | None,
+            typer.Option("--log-samples/--no-log-samples", help="and lm-eval's samples JSONL [default: yes]"),
+        ] = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
@@ -96,6 +128,11 @@ def build_app(help_text: str) -> typer.Typer:
             ("eval.temperature", temperature),
             ("eval.batch_size", batch_size),
             ("eval.sandbox_workers", workers),
+            ("eval.lm_eval_served.api", lm_eval_api),
+            ("eval.lm_eval_served.tokenizer", str(tokenizer) if tokenizer else None),
+            ("eval.lm_eval_served.num_concurrent", num_concurrent),
+            ("eval.lm_eval_output", lm_eval_output),
+            ("eval.lm_eval_log_samples", log_samples),
             ("data_dir", str(data_dir) if data_dir else None),
         ):
             if value is not None:

@@ -147,6 +147,30 @@ class EvalModel(_Strict):
     server: str | None = Field(None, description="openai backend: a server of the servers: section")
 
 
+class LmEvalServed(_Strict):
+    """How lm-eval reaches a model behind an OpenAI-compatible server (backend ``openai``):
+    its ``local-completions`` or ``local-chat-completions`` model, with the model's URL as
+    ``base_url`` and its name as ``model``. Prompts always go as text (``transformers
+    serve`` takes no token ids), one per request, ``num_concurrent`` at once."""
+
+    api: Literal["completions", "chat-completions"] = Field(
+        "completions",
+        description="completions: the task's prompt as is (/v1/completions); chat-completions: "
+        "as a user message, the server applies the model's chat template (/v1/chat/completions)",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="local tokenizer folder for lm-eval's huggingface tokenizer backend (the EOS "
+        "stop string, context lengths of log-likelihood tasks) [default: the served model name "
+        "when it is a local folder, else none]; never loaded from a hub",
+    )
+    num_concurrent: int = Field(
+        1, ge=1, le=256, description="requests in flight: 1-4 for transformers serve, 16-64 for vLLM"
+    )
+    max_retries: int = Field(3, ge=1, le=10, description="attempts per request before lm-eval gives up")
+    timeout_s: int = Field(300, ge=1, description="seconds per request, generation included")
+
+
 class EvalConfig(_Strict):
     """Accuracy of the study's models (every generator, the student, every trained run)
     and of ``models`` on every suite, with bootstrap 95% intervals."""
@@ -178,6 +202,18 @@ class EvalConfig(_Strict):
         "2 for tiny models on a 2-core CPU; 1 on a GPU",
     )
     lm_eval_batch_size: int = Field(8, ge=1, description="lm-eval tasks: batch size of its hf model")
+    lm_eval_served: LmEvalServed = Field(
+        default_factory=LmEvalServed,
+        description="lm-eval tasks on a served model (backend openai): lm-eval's API model settings",
+    )
+    lm_eval_output: bool = Field(
+        True,
+        description="also write lm-eval's own results JSON (its --output_path) to "
+        "<workspace>/lm-eval/<model_id>/, beside the evals rows",
+    )
+    lm_eval_log_samples: bool = Field(
+        True, description="with lm_eval_output, also lm-eval's samples_<task>_<date>.jsonl (--log_samples)"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> EvalConfig:

@@ -210,14 +210,10 @@ def _lm_eval(ws: Workspace, cfg: StudyConfig, t: EvalTarget, entries: list, code
     from prefdelta.evaluate import lmeval
 
     ec = cfg.eval
-    if t.spec.backend not in ("hf", "vllm"):
-        info(
-            f"eval: {t.model_id}: lm-eval tasks skipped (lm-eval runs hf or vllm models, not {t.spec.backend})"
-        )
-        return
+    served = ec.lm_eval_served.model_dump(mode="json") if t.spec.backend == "openai" else None
     keys = {
         e.lm_eval: stable_hash(
-            t.model_id, t.identity, e.model_dump(mode="json"), ec.limit, ec.max_tokens, code
+            t.model_id, t.identity, e.model_dump(mode="json"), ec.limit, ec.max_tokens, code, served
         )
         for e in entries
     }
@@ -230,7 +226,18 @@ def _lm_eval(ws: Workspace, cfg: StudyConfig, t: EvalTarget, entries: list, code
         info(f"eval: {t.model_id}: lm-eval {', '.join(tasks)} (limit {limit})")
         gen = {"max_gen_toks": ec.max_tokens} if ec.max_tokens else None
         device = "cuda" if _cuda() else "cpu"
-        results = lmeval.run(t.spec, tasks, cfg.data_dir or "", limit, ec.lm_eval_batch_size, device, gen)
+        results = lmeval.run(
+            t.spec,
+            tasks,
+            cfg.data_dir or "",
+            limit,
+            ec.lm_eval_batch_size,
+            device,
+            gen,
+            served=ec.lm_eval_served,
+            out_dir=lmeval.output_dir(ws, t.model_id) if ec.lm_eval_output else None,
+            log_samples_file=ec.lm_eval_log_samples,
+        )
         for e in group:
             lmeval.write(
                 ws,
