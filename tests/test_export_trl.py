@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -23,16 +24,35 @@ CHAT_TEMPLATE = (
 
 
 def _world(n: int = 8) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Arith problems; 'strong' writes the reference trace, 'weak' one with a slipped answer."""
+    """Arith problems; 'strong' writes the reference trace, 'weak' one with a slipped answer.
+
+    The traces carry their prompts as the generate stage stores them: 'strong' was sampled
+    through :data:`CHAT_TEMPLATE` (messages and their rendering), 'weak' from the plain prompt.
+    """
     problems = arith.make_problems(arith.ArithSpec(), n, seed=5)
     prows, trows, jrows = [], [], []
     for p in problems:
         prows.append({"problem_id": p.problem_id, "prompt": arith.prompt_text(p.text)})
         ref = arith.reference_trace(p)
         texts = {"strong": ref, "weak": ref.rsplit("\n", 1)[0] + f"\n#### {p.answer + 1}"}
+        prompt = arith.prompt_text(p.text)
+        sent = {
+            "strong": (f"user: {prompt}\nassistant: ", json.dumps([{"role": "user", "content": prompt}])),
+            "weak": (prompt, None),
+        }
         for gen, text in texts.items():
             tid = f"{gen}-{p.problem_id}"
-            trows.append({"trace_id": tid, "problem_id": p.problem_id, "generator_id": gen, "text": text})
+            prompt_text, messages = sent[gen]
+            trows.append(
+                {
+                    "trace_id": tid,
+                    "problem_id": p.problem_id,
+                    "generator_id": gen,
+                    "text": text,
+                    "prompt_text": prompt_text,
+                    "prompt_messages": messages,
+                }
+            )
             jrows.append({"trace_id": tid, **oracle.oracle_judge(p, text)})
     gens = pd.DataFrame(
         {"generator_id": ["strong", "weak"], "family": ["llama", "llama"], "params": [2e6, 1e6]}
@@ -118,6 +138,12 @@ def test_dpo_export_trains_one_step_in_trl(exported, tiny_model_dir, tmp_path, f
 
     ds = _load(exported[fmt])
     assert set(ds.column_names) == {"prompt", "chosen", "rejected"}
+    # the training prompt is the chosen ('strong') trace's sampling prompt, chat template and all
+    first = ds[0]["prompt"]
+    if fmt == "dpo":
+        assert first.startswith("user: ") and first.endswith("\nassistant: ")
+    else:
+        assert [m["role"] for m in first] == ["user"] and not first[0]["content"].startswith("user: ")
     model, tok = _model_and_tokenizer(tiny_model_dir, chat=fmt.endswith("conversational"))
     before = _weights(model)
     trainer = DPOTrainer(
@@ -135,7 +161,9 @@ def test_kto_export_trains_one_step_in_trl(exported, tiny_model_dir, tmp_path, f
 
     ds = _load(exported[fmt])
     assert set(ds.column_names) == {"prompt", "completion", "label"}
-    assert sorted(set(ds["label"])) == [False, True]
+    assert ds["label"][:4] == [True, False, True, False]  # interleaved
+    if fmt == "kto":  # each completion with the prompt its own trace was sampled from
+        assert all(p.startswith("user: ") == lab for p, lab in zip(ds["prompt"], ds["label"], strict=True))
     model, tok = _model_and_tokenizer(tiny_model_dir, chat=fmt.endswith("conversational"))
     before = _weights(model)
     args = KTOConfig(beta=0.1, **{**_common(tmp_path), "per_device_train_batch_size": 4})

@@ -206,3 +206,50 @@ def test_study_stages_write_the_selections_train_expects(tmp_path):
     assert len(gen) == 3 and gen.nunique() == 1  # the demo's generator-level selections, equal sizes
     assert set(sels.groupby("strategy")["selection_id"].nunique()) == {1}
     assert set(sels["pair_id"]) <= set(p["pair_id"])
+
+
+def test_export_writes_a_card_and_pushes_only_when_asked(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    calls: list[tuple[str, tuple, dict]] = []
+
+    class FakeApi:
+        def create_repo(self, *args, **kwargs):
+            calls.append(("create_repo", args, kwargs))
+
+        def create_commit(self, *args, **kwargs):
+            calls.append(("create_commit", args, kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    traces, judgments, gens = synth(n_problems=10, gens=("a", "b"), samples=1)
+    ws = str(tmp_path / "ws")
+    w = Workspace(ws)
+    w.write_table("traces", traces)
+    w.write_table("judgments", judgments.assign(judge_id="calc"))
+    w.write_table("generators", gens)
+    problems = traces[["problem_id"]].drop_duplicates().assign(prompt="Q?", source="svamp")
+    w.write_table("problems", problems)
+    _cli(capsys, "pairs", "-w", ws)
+    out = tmp_path / "dpo.jsonl"
+    printed = _cli(capsys, "pairs", "export", "-w", ws, "-o", str(out))
+    assert calls == []  # nothing leaves the machine unless asked
+    card = tmp_path / "dpo.jsonl.README.md"
+    assert f"(card: {card})" in printed and "note: " in printed and "no stored prompt" in printed
+    assert "license: mit" in card.read_text() and "- calc" in card.read_text()
+    _cli(
+        capsys,
+        "pairs",
+        "export",
+        "-w",
+        ws,
+        "-o",
+        str(out),
+        "--overwrite",
+        "--push-to-hub",
+        "me/x",
+        "--public",
+    )
+    assert [c[0] for c in calls] == ["create_repo", "create_commit"]
+    assert calls[0][2]["private"] is False and calls[1][1] == ("me/x",)
+    readme = next(op for op in calls[1][2]["operations"] if op.path_in_repo == "README.md")
+    assert b"config_name: default" in readme.path_or_fileobj
