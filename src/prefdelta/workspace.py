@@ -13,9 +13,19 @@ and writes one shard per finished unit. Each shard is written to a temporary fil
 fsynced and renamed, so a killed stage leaves only whole shards; re-run, it skips the
 units whose shards exist. Nothing is duplicated and nothing finished is lost.
 
+Why one schema per table: every shard is written with its table's declared Arrow schema
+(:mod:`prefdelta.tables`), so a table folder reads as one table in any tool
+(``pandas.read_parquet``, ``pyarrow.dataset``, ``datasets.load_dataset("parquet")``).
+Shards an older version wrote with drifted types are cast on read, rewritten when their
+table is next written, and all at once by ``prefdelta workspace repair``.
+
 Why stage keys: a stage's key hashes its input tables, its config and the source of
 the code that runs it. When the key equals the one recorded at its last completion
 (and its outputs are still there), the stage is skipped.
+
+A write that fails on the disk (full, read-only, not permitted, under a regular file)
+removes its temporary files and raises a one-line :class:`~prefdelta.errors.DiskError`;
+several tables written together (:meth:`Workspace.write_tables`) are all written or none.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,8 +45,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefdelta import __version__
-from prefdelta.errors import UserError
+from prefdelta.errors import UserError, disk_error
 from prefdelta.hashing import canonical_json, file_hash, stable_hash
+from prefdelta.tables import ExtraPolicy, conform, effective_schema, from_frame
 
 ENV_VAR = "PREFDELTA_WORKSPACE"
 
@@ -50,20 +61,67 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def make_dirs(path: Path) -> Path:
+    """``mkdir -p path``; a disk or path problem is a one-line :class:`DiskError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise (disk_error(err, path, "create the folder") or err) from None
+    return path
+
+
+def _temp_of(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def stage_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` next to ``path`` in a fsynced temporary file and return it.
+
+    The temporary file is removed when the write fails (a full disk leaves nothing
+    behind); :func:`commit` renames it into place.
+    """
+    make_dirs(path.parent)
+    tmp = _temp_of(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError):
+            raise (disk_error(err, path) or err) from None
+        raise
+    return tmp
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Rename a file from :func:`stage_bytes` over ``path`` (removed if the rename fails)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise (disk_error(err, path) or err) from None
+    _fsync_dir(path.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    path = Path(path)
+    commit(stage_bytes(path, data), path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as Parquet file bytes (no pandas metadata: the schema says it all)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata(None), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def code_version(*modules: ModuleType) -> str:
@@ -83,7 +141,10 @@ class Workspace:
         self.root = Path(root).expanduser().resolve()
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"workspace {self.root} exists and is not a folder")
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
+        # shard -> (mtime_ns, size, schema): footers already read, so that writing shard
+        # after shard does not re-read every sibling's footer
+        self._footers: dict[Path, tuple[int, int, pa.Schema]] = {}
 
     # ---- folders -------------------------------------------------------------------
     @property
@@ -117,9 +178,7 @@ class Workspace:
         return p if p.is_absolute() else self.root / p
 
     def _sub(self, name: str) -> Path:
-        path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return make_dirs(self.root / name)
 
     # ---- tables --------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -139,18 +198,61 @@ class Workspace:
         return bool(self.shards(table))
 
     def write_shard(self, table: str, shard: str, df: pd.DataFrame) -> Path:
-        """Atomically write one shard of ``table``."""
+        """Atomically write one shard of ``table`` with the table's schema.
+
+        Sibling shards whose schema differs (written by an older version, or lacking an
+        extra column this shard brings) are rewritten with it, so the folder stays one
+        table for every reader.
+        """
+        data, _ = from_frame(table, df)
         path = self.shard_path(table, shard)
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink)
-        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        others = {s: self._schema(self.shard_path(table, s)) for s in self.shards(table) if s != shard}
+        schema = effective_schema(table, [*(x for x in others.values() if x is not None), data.schema])
+        atomic_write_bytes(path, parquet_bytes(conform(data, table, schema)))
+        for s, found in others.items():
+            if found is not None and not found.equals(schema):
+                self._rewrite(table, s, schema)
         return path
 
-    def write_table(self, table: str, df: pd.DataFrame) -> Path:
+    def write_table(self, table: str, df: pd.DataFrame, extra: ExtraPolicy = "error") -> Path:
         """Replace ``table`` by ``df`` as a single shard named ``data``."""
-        path = self.write_shard(table, "data", df)
-        self.prune_shards(table, keep={"data"})
-        return path
+        return self.write_tables({table: df}, extra)[table]
+
+    def write_tables(
+        self, frames: Mapping[str, pd.DataFrame], extra: ExtraPolicy = "error"
+    ) -> dict[str, Path]:
+        """Replace several tables at once, all or none (an import): every table is
+        converted and written to a temporary file before any is renamed into place.
+
+        ``extra="drop"``: columns a table does not declare are left out (a user's file
+        may carry fields no stage reads) and named on stderr; ``"error"``: project code
+        writing an undeclared column is a bug, raised as
+        :class:`~prefdelta.tables.UndeclaredColumn`.
+        """
+        converted: dict[str, pa.Table] = {}
+        for table, df in frames.items():
+            data, dropped = from_frame(table, df, extra)
+            if dropped:
+                from prefdelta.progress import info
+
+                info(f"{table}: columns not kept (no stage reads them): {', '.join(dropped)}")
+            converted[table] = conform(data, table, effective_schema(table, [data.schema]))
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for table, data in converted.items():
+                path = self.shard_path(table, "data")
+                staged.append((stage_bytes(path, parquet_bytes(data)), path))
+        except BaseException:
+            for tmp, _ in staged:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            raise
+        out: dict[str, Path] = {}
+        for (tmp, path), table in zip(staged, converted, strict=True):
+            commit(tmp, path)
+            self.prune_shards(table, keep={"data"})
+            out[table] = path
+        return out
 
     def prune_shards(self, table: str, keep: Iterable[str]) -> None:
         """Delete shards not in ``keep`` (left by an earlier config) and stale temp files."""
@@ -171,16 +273,73 @@ class Workspace:
                 p.unlink(missing_ok=True)
 
     def read_table(self, table: str, required_by: str | None = None) -> pd.DataFrame:
-        """The union of ``table``'s shards; a clear error when it does not exist."""
+        """The union of ``table``'s shards, cast to the table's schema; a clear error when
+        it does not exist."""
         shards = self.shards(table)
         if not shards:
             hint = f" (needed by '{required_by}': run the stage that writes it first)" if required_by else ""
             raise UserError(f"table '{table}' not found in workspace {self.root}{hint}")
-        frames = [pd.read_parquet(self.shard_path(table, s)) for s in shards]
-        frames = [f for f in frames if len(f)]
-        if not frames:
-            return pd.read_parquet(self.shard_path(table, shards[0]))
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        parts = {s: self._read_shard(table, s) for s in shards}
+        schema = effective_schema(table, [p.schema for p in parts.values()])
+        tables = [conform(p, table, schema, f"{self.shard_path(table, s)}: ") for s, p in parts.items()]
+        return pa.concat_tables(tables).to_pandas()
+
+    def repair(self, tables: Iterable[str] | None = None) -> list[Path]:
+        """Rewrite every shard whose schema is not its table's (an older version's drift);
+        returns the shards rewritten. Their content is unchanged, only the types."""
+        names = list(tables) if tables is not None else self.tables()
+        fixed: list[Path] = []
+        for table in names:
+            found = {s: self._schema(self.shard_path(table, s)) for s in self.shards(table)}
+            schema = effective_schema(table, [x for x in found.values() if x is not None])
+            for s, x in found.items():
+                if x is not None and not x.equals(schema):
+                    self._rewrite(table, s, schema)
+                    fixed.append(self.shard_path(table, s))
+        return fixed
+
+    def tables(self) -> list[str]:
+        """Names of the tables in the workspace (folders with at least one shard)."""
+        folder = self.root / "tables"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and self.shards(p.name))
+
+    def _read_shard(self, table: str, shard: str) -> pa.Table:
+        path = self.shard_path(table, shard)
+        try:
+            return pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as err:
+            if isinstance(err, OSError) and disk_error(err, path, "read") is not None:
+                raise disk_error(err, path, "read") from None  # type: ignore[misc]
+            raise UserError(
+                f"{path}: not a readable Parquet shard ({err}); delete it and re-run the stage that writes "
+                f"table '{table}'"
+            ) from None
+
+    def _schema(self, path: Path) -> pa.Schema | None:
+        """The schema stored in a shard's footer (cached by size and mtime), ``None`` when
+        the shard vanished meanwhile (another process pruned it)."""
+        try:
+            st = path.stat()
+            cached = self._footers.get(path)
+            if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
+                return cached[2]
+            schema = pq.read_schema(path).remove_metadata()
+        except FileNotFoundError:
+            return None
+        except pa.ArrowInvalid as err:
+            raise UserError(f"{path}: not a readable Parquet shard ({err}); delete it and re-run") from None
+        self._footers[path] = (st.st_mtime_ns, st.st_size, schema)
+        return schema
+
+    def _rewrite(self, table: str, shard: str, schema: pa.Schema) -> None:
+        path = self.shard_path(table, shard)
+        try:
+            data = pq.read_table(path)
+        except FileNotFoundError:
+            return
+        atomic_write_bytes(path, parquet_bytes(conform(data, table, schema, f"{path}: ")))
 
     def table_hash(self, table: str) -> str:
         """Content hash of a table (its shard names and bytes)."""

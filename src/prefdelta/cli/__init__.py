@@ -16,6 +16,7 @@ import typer
 from prefdelta.cli.common import stage_app
 from prefdelta.cli.models import register as register_models
 from prefdelta.cli.study import register as register_study
+from prefdelta.cli.workspace_cmds import register as register_workspace
 from prefdelta.errors import UserError
 from prefdelta.study.stages import STAGES
 
@@ -49,6 +50,7 @@ for _stage in STAGES:
     app.add_typer(_sub, name=_stage.name)
 register_study(app)
 register_models(app)
+register_workspace(app)
 
 
 def main(argv: list[str] | None = None) -> None:
