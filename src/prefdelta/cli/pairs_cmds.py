@@ -3,7 +3,8 @@
 - ``pairs import``: bring traces and judgments from outside the study into a workspace —
   the published GSM8K model solutions (``--gsm8k-solutions``, judged by the calculator-
   annotation checker or by correctness only), or your own files (``--traces`` /
-  ``--judgments`` / ``--generators`` / ``--problems``, JSONL or Parquet);
+  ``--judgments`` / ``--generators`` / ``--problems``, JSONL or Parquet), every row checked
+  by :mod:`prefdelta.validate` and every table written only when all of them passed;
 - the bare ``prefdelta pairs``: the pairs stage; ``--strategy``, ``--chosen`` … override
   the spec's ``pairs:`` section (the workspace's spec, or the defaults for imported data);
 - ``pairs stats``: counts, quadrants, delta distributions, correlations, delta by gap,
