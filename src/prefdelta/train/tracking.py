@@ -3,7 +3,8 @@
 accelerate owns the trackers; this module only checks that their packages are installed
 (``pip install 'prefdelta[tracking]'``) before a run writes anything, and says where each
 writes: TensorBoard to ``<run>/tb``, W&B to ``<run>/wandb`` (``WANDB_MODE=offline`` keeps
-it on disk), MLflow to ``$MLFLOW_TRACKING_URI`` or else the file store ``<run>/mlruns``.
+it on disk), MLflow to ``$MLFLOW_TRACKING_URI`` or else the file store ``<run>/mlruns``
+(``MLFLOW_ALLOW_FILE_STORE`` is set for a file store, which MLflow 3 otherwise refuses).
 Every scalar of ``metrics.jsonl`` is logged as ``train/<name>`` per optimizer step.
 """
 
@@ -48,10 +49,16 @@ def flat_config(hp: TrainHyper) -> dict[str, int | float | str | bool]:
 
 def start_trackers(accelerator, out_dir: Path, hp: TrainHyper) -> None:
     """Start the run's trackers (main process) with its hyper-parameters as their config."""
-    if "mlflow" in hp.report_to and not os.environ.get("MLFLOW_TRACKING_URI"):
-        import mlflow
+    if "mlflow" in hp.report_to:
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        if uri.startswith("file:") or not uri:
+            # MLflow 3 refuses its file store unless asked: a local store is what runs
+            # without a server use (mlflow-skinny has no SQL backend)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if not uri:
+            import mlflow
 
-        mlflow.set_tracking_uri((out_dir / "mlruns").resolve().as_uri())
+            mlflow.set_tracking_uri((out_dir / "mlruns").resolve().as_uri())
     accelerator.init_trackers(
         PROJECT,
         config=flat_config(hp),
