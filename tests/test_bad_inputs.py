@@ -59,3 +59,37 @@ def test_null_scores_mean_not_scored_and_are_accepted(tmp_path, capsys):
     write_files(files, folder)  # type: ignore[arg-type]
     main(IMPORT_CMD.format(dir=folder, ws=ws).split())
     assert Workspace(ws).read_table("judgments")["factuality"].isna().all()
+
+
+def test_an_import_keeps_no_half_of_a_failed_write(tmp_path, capsys, monkeypatch):
+    """The tables of an import are renamed into place together: a failure while staging the
+    last one leaves none of them (not only validation errors are all or nothing)."""
+    import prefdelta.workspace as workspace
+
+    folder, ws = tmp_path / "in", tmp_path / "ws"
+    write_files(GOOD_IMPORT, folder)
+    real = workspace.stage_bytes
+    staged: list[str] = []
+
+    def fail_on_the_third(path, data):
+        staged.append(path.parent.name)
+        if len(staged) == 3:
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(workspace, "stage_bytes", fail_on_the_third)
+    with pytest.raises(SystemExit) as exc:
+        main(IMPORT_CMD.format(dir=folder, ws=ws).split())
+    assert exc.value.code == 2 and len(staged) == 3
+    assert [t for t in IMPORT_TABLES if Workspace(ws).has_table(t)] == []
+
+
+def test_fields_no_stage_reads_are_dropped_not_refused(tmp_path, capsys):
+    files = {name: [dict(r) for r in rows] for name, rows in GOOD_IMPORT.items()}
+    for row in files["traces.jsonl"]:
+        row["annotator_note"] = "checked by hand"
+    folder, ws = tmp_path / "in", tmp_path / "ws"
+    write_files(files, folder)  # type: ignore[arg-type]
+    main(IMPORT_CMD.format(dir=folder, ws=ws).split())
+    assert "annotator_note" not in Workspace(ws).read_table("traces").columns
+    assert "annotator_note" in capsys.readouterr().err  # said, not silent

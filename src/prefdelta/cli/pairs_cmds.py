@@ -222,8 +222,8 @@ def register(app: typer.Typer) -> None:
         tables = {"traces": trs, "judgments": judg, "generators": gens}
         if probs is not None:
             tables["problems"] = probs
-        for name, df in tables.items():  # all or nothing: every table was checked above
-            ws.write_table(name, df)
+        # all or nothing; columns of the user's files that no stage reads are dropped (and named)
+        ws.write_tables(tables, extra="drop")
         for stage in ("pairs", "select"):
             ws.invalidate(stage)
         capability = gens["capability"] if "capability" in gens else [float("nan")] * len(gens)
