@@ -69,18 +69,27 @@ def read_yaml(text: str, source: str) -> Any:
         raise UserError(f"{source}:{where} not valid YAML ({getattr(err, 'problem', None) or err})") from None
 
 
-def read_yaml_file(path: str | Path, what: str = "config") -> Any:
-    """A YAML file parsed; clear errors for a missing, unreadable or non-UTF-8 file."""
+def read_text_file(path: str | Path, what: str = "config") -> str:
+    """A config file's text; one-line errors for a missing, unreadable or non-UTF-8 file.
+
+    Every YAML the project reads (specs, suites, rubrics, prompt templates, generator
+    files) comes through here, so a file saved in another encoding fails the same way
+    everywhere, naming the file and the byte, instead of with a traceback.
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{what} file {p} not found")
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise UserError(f"{p}: not UTF-8 text (byte {err.start}); save the {what} as UTF-8") from None
     except OSError as err:
         raise UserError(f"{p}: cannot be read ({err.strerror})") from None
-    return read_yaml(text, str(p))
+
+
+def read_yaml_file(path: str | Path, what: str = "config") -> Any:
+    """A YAML file parsed; clear errors for a missing, unreadable or non-UTF-8 file."""
+    return read_yaml(read_text_file(path, what), str(path))
 
 
 def expand_env(data: Any, where: str = "") -> Any:

@@ -55,7 +55,10 @@ DISK_ERRNOS = frozenset(_HINTS)
 # in some message must not pass for EPERM).
 _TEXT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _ERRNO_IN_TEXT = re.compile(r"(?:os error|errno|code:)\s*(\d+)", re.IGNORECASE)
-_STRERRORS = {os.strerror(code).lower(): code for code in _TEXT_ERRNOS}
+_STRERRORS = {os.strerror(code).lower(): code for code in _TEXT_ERRNOS} | {
+    "database or disk is full": errno.ENOSPC,  # sqlite3 (the judge's reply cache)
+    "attempt to write a readonly database": errno.EROFS,
+}
 
 
 def errno_of(err: BaseException) -> int | None:

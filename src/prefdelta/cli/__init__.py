@@ -1,6 +1,7 @@
 """The ``prefdelta`` command line: one subcommand per stage, plus ``demo`` and ``run``.
 
-User errors (bad config, missing table, bad input file) print one line and exit with
+User errors (bad config, missing table, bad input file) and disk errors (full,
+read-only, not permitted, a path under a regular file) print one line and exit with
 code 2; ``--debug`` shows the traceback instead.
 """
 
@@ -17,7 +18,7 @@ from prefdelta.cli.common import stage_app
 from prefdelta.cli.models import register as register_models
 from prefdelta.cli.study import register as register_study
 from prefdelta.cli.workspace_cmds import register as register_workspace
-from prefdelta.errors import UserError
+from prefdelta.errors import UserError, disk_error
 from prefdelta.study.stages import STAGES
 
 app = typer.Typer(
@@ -82,3 +83,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except Exception as err:
+        # a full or read-only disk, or a path under a regular file, met by a write outside
+        # the project's write layer (a library's own files, a worker process): one line too
+        disk = disk_error(err)
+        if disk is None or debug:
+            raise
+        typer.echo(f"error: {disk}", err=True)
+        sys.exit(2)

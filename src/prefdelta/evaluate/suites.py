@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prefdelta.configio import parse_config, read_yaml
+from prefdelta.configio import parse_config, read_text_file, read_yaml
 from prefdelta.errors import UserError
 from prefdelta.generate.base import Sampling
 
@@ -136,7 +136,7 @@ def load_suite(name_or_path: str | Path) -> SuiteSpec:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise UserError(f"suite file {path} not found")
-        text, source = path.read_text(), str(path)
+        text, source = read_text_file(path, "suite"), str(path)
     else:
         name = str(name_or_path)
         if name not in builtin_suites():

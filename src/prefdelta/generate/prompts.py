@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from prefdelta.configio import read_text_file
 from prefdelta.errors import UserError
 
 PLACEHOLDER = "{problem}"
@@ -110,7 +111,7 @@ def load_template(name_or_path: str | Path) -> PromptTemplate:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise UserError(f"prompt template file {path} not found")
-        return _read(str(path), path.read_text())
+        return _read(str(path), read_text_file(path, "prompt template"))
     raise UserError(
         f"unknown prompt template '{text}'; built-in: {', '.join(sorted(builtin))}, or a .yaml path"
     )

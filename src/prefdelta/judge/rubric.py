@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefdelta.configio import read_text_file
 from prefdelta.errors import UserError
 from prefdelta.hashing import canonical_json, stable_hash
 
@@ -231,7 +232,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"rubric file {p} not found")
-    data = _read_yaml(p.read_text(), str(p))
+    data = _read_yaml(read_text_file(p, "rubric"), str(p))
     extends = data.get("extends")
     if extends is not None:
         if extends != DEFAULT:
