@@ -179,3 +179,17 @@ def test_algorithm_is_validated_against_the_registry():
     assert TrainHyper(algorithm="ipo").loss_type == "ipo"  # the former field, read-only
     with pytest.raises(ValidationError, match="batch_size: must be >= 2 for KTO"):
         TrainHyper(algorithm="kto", batch_size=1)
+
+
+def test_the_train_stage_code_key_covers_every_loss_module():
+    """Loss modules are imported by discovery, not by name: an edit to any of them must
+    still make the train stage stale (its code key covers its import closure)."""
+    from pathlib import Path
+
+    import prefdelta.train.losses as package
+    from prefdelta.study.codehash import closure
+
+    folder = Path(package.__file__).parent
+    expected = {f"prefdelta.train.losses.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert {"prefdelta.train.losses.simpo", "prefdelta.train.losses.orpo"} <= expected
+    assert expected <= {m for m, _ in closure("prefdelta.train.stage")}

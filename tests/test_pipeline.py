@@ -155,10 +155,14 @@ def _non_default(name: str, field) -> object:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Literal:
         return next(a for a in args if a != field.default)
+    if typing.get_origin(annotation) is list:  # a list of choices: the first one
+        return [typing.get_args(args[0])[0]]
     kinds = [a for a in args if a is not type(None)] or [annotation]
     kind = kinds[0]
     if typing.get_origin(kind) is typing.Literal:
         return next(a for a in typing.get_args(kind) if a != field.default)
+    if name == "algorithm":  # a registered loss's name (prefdelta.train.losses)
+        return "kto"
     if kind is bool:
         return not field.default
     if kind is int:
@@ -186,7 +190,7 @@ def test_every_hyper_parameter_reaches_the_trainer(tmp_path):
     assert hp.seed == 7 and hp.lora == cfg.student.lora and hp.lora.dropout == 0.05
     assert parse_hyper(hp.model_dump_json()) == hp
     assert set(TrainHyper.model_fields) == set(Hyper.model_fields) | {"seed", "lora"}
-    code = "".join((SRC / "train" / f).read_text() for f in ("trainer.py", "dpo.py", "stage.py"))
+    code = "".join(f.read_text() for f in sorted((SRC / "train").rglob("*.py")))
     unread = [f for f in TrainHyper.model_fields if f"hp.{f}" not in code]
     assert not unread, f"fields no training code reads: {unread}"
     unread_lora = [

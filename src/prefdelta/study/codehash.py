@@ -11,7 +11,8 @@ closure is known before a stage runs and is the same whatever was imported earli
 It over-approximates (an import in a branch that never runs still counts), which errs
 on the side of re-running. A registry that imports its entries by name must spell each
 module's full dotted name as a string literal (``"prefdelta.sources.gsm8k"``): such
-literals count as imports too.
+literals count as imports too; a package that imports every module of its folder with
+``pkgutil.iter_modules(__path__)`` (the loss registry) reaches all of them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def _imported_names(path: Path, module: str) -> set[str]:
             names.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE.match(node.value):
             names.add(node.value)  # a registry's `importlib.import_module("prefdelta.x.y")` target
+        elif is_package and isinstance(node, ast.Attribute) and node.attr == "iter_modules":
+            # a package importing every module of its folder (`pkgutil.iter_modules(__path__)`)
+            names.update(f"{module}.{f.stem}" for f in path.parent.glob("*.py") if f.stem != "__init__")
     out = set()
     for name in names:
         if name == PACKAGE or name.startswith(PACKAGE + "."):
