@@ -51,7 +51,8 @@ class ModelSpec:
         base = cfg.get("base_model_name_or_path")
         if not base:
             raise UserError(f"{self.model}/adapter_config.json names no base model: pass --base")
-        return str(base)
+        beside = Path(self.model, base)  # a relative base is relative to the adapter (train/adapters.py)
+        return str(beside.resolve()) if not Path(base).is_absolute() and beside.is_dir() else str(base)
 
     @property
     def id(self) -> str:

@@ -29,6 +29,7 @@ from prefdelta.hashing import stable_hash
 from prefdelta.progress import info
 from prefdelta.select import strategies as select_mod
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
+from prefdelta.train.adapters import relocatable_adapter
 from prefdelta.train.config import LauncherConfig, TrainHyper
 from prefdelta.workspace import Workspace
 
@@ -326,6 +327,8 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         if jobs and tc.workers > 1:
             prewarm_reference(student[1], jobs)
         run_jobs(train_job, jobs, tc.workers, "train: runs")
+    for run in planned:  # peft wrote the base's absolute path; a moved workspace must not use it
+        relocatable_adapter(ws.runs_dir / run.run_id / "final", ws.root)
     rows = [run_row(ws, cfg, student, run) for run in planned]
     ws.write_table("runs", pd.DataFrame(rows))
     return StageOutput(["runs"], [ws.resolve(str(r["checkpoint"])) for r in rows], f"({len(rows)} runs)")
