@@ -55,3 +55,32 @@ def test_stage_key_tracks_inputs_config_and_code(tmp_path):
 def test_workspace_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFDELTA_WORKSPACE", str(tmp_path / "env-ws"))
     assert Workspace().root == (tmp_path / "env-ws").resolve()
+
+
+def test_write_tables_is_all_or_nothing(tmp_path, monkeypatch):
+    """An import of several tables that fails on the last one leaves none of them (and no
+    temporary files); the tables the workspace had are untouched."""
+    import errno
+
+    import prefdelta.workspace as workspace
+    from prefdelta.errors import DiskError
+
+    ws = Workspace(tmp_path)
+    ws.write_table("traces", pd.DataFrame({"trace_id": ["old"]}))
+    real = workspace.stage_bytes
+
+    def full_on_judgments(path, data):
+        if "judgments" in str(path):
+            raise workspace.disk_error(OSError(errno.ENOSPC, "No space left on device"), path)
+        return real(path, data)
+
+    monkeypatch.setattr(workspace, "stage_bytes", full_on_judgments)
+    frames = {"traces": pd.DataFrame({"trace_id": ["new"]}), "judgments": pd.DataFrame({"trace_id": ["new"]})}
+    with pytest.raises(DiskError, match=r"judgments.*no space left"):
+        ws.write_tables(frames)
+    assert ws.read_table("traces")["trace_id"].tolist() == ["old"]
+    assert not ws.has_table("judgments")
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    monkeypatch.setattr(workspace, "stage_bytes", real)
+    ws.write_tables(frames)
+    assert ws.read_table("judgments")["trace_id"].tolist() == ["new"]
