@@ -252,7 +252,7 @@ def shard_name(judge_id: str) -> str:
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     problems = ws.read_table("problems", required_by="judge")
     traces = ws.read_table("traces", required_by="judge")
-    shards, errors, problems_found = [], [], []
+    shards, errors, failing = [], [], []
     for i, spec in enumerate(cfg.judge.judges):
         jctx = JudgeContext(ws.root / cfg.judge.cache, ctx.servers, f"judge.judges.{i}.llm")
         df = run_judge(problems, traces, spec, jctx)
@@ -267,10 +267,10 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
             limit, field = spec.max_error_rate, f"judge.judges.{i}.max_error_rate"
         problem = error_rate_problem(df, spec.judge_id, limit, field)
         if problem is not None:
-            problems_found.append(problem)
+            failing.append(problem)
     ws.prune_shards(JUDGMENTS, shards)
-    if problems_found:  # after every judge's rows are written: the re-run resumes from them
-        raise UserError(" | ".join(problems_found))
+    if failing:  # after every judge's rows are written: the re-run resumes from them
+        raise UserError(" | ".join(failing))
     return StageOutput([JUDGMENTS], [], "(" + "; ".join(errors) + ")")
 
 
