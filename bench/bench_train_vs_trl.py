@@ -1,6 +1,7 @@
-"""``make bench`` entry: bench/train_vs_trl.py at its --quick size (64 pairs).
+"""``make bench`` entry: bench/train_vs_trl.py at its --quick size, demo-sized (64 pairs,
+a 0.2M-parameter Llama) and compute-bound (32 pairs of 200-700 tokens, 4.3M parameters).
 
-Run ``python bench/train_vs_trl.py`` for the full 512-pair comparison.
+Run ``python bench/train_vs_trl.py [--size compute]`` for the full 512-pair comparison.
 """
 
 from __future__ import annotations
@@ -10,5 +11,8 @@ import sys
 from pathlib import Path
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "--quick", *sys.argv[1:]]
-    runpy.run_path(str(Path(__file__).with_name("train_vs_trl.py")), run_name="__main__")
+    script = str(Path(__file__).with_name("train_vs_trl.py"))
+    program, extra = sys.argv[0], sys.argv[1:]
+    for size in ("demo", "compute"):
+        sys.argv = [program, "--quick", "--size", size, *extra]
+        runpy.run_path(script, run_name="__main__")

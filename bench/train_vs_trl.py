@@ -1,17 +1,26 @@
-"""Native DPO/KTO against TRL 1.16 at its fastest: tokens/s, and a 4-run sweep's wall time.
+"""Native DPO/KTO against TRL 1.16 at its fastest: tokens/s, peak memory, and a 4-run sweep's wall time.
 
-Same tiny Llama (the demo zoo's shape: hidden 64, 2 layers; ``--device cuda``: hidden 768,
-12 layers, ~85M parameters, bf16 autocast), same pairs shaped like GSM8K reasoning
-(prompts 60–150 tokens, completions 80–400, lengths varying), same batch size, fp32 on
+Two sizes. ``--size demo``: the demo zoo's shape (hidden 64, 2 layers; ~0.1M parameters,
+where a step is mostly Python overhead), pairs shaped like GSM8K reasoning (prompts
+60–150 tokens, completions 80–400). ``--size compute``: hidden 256, 4 layers (~4.2M
+parameters), sequences of 200–700 tokens (prompts 60–150, completions 140–550), where a
+step is mostly matrix products — the speed-up that remains there is the work skipped
+(prefix sharing, no padding), not Python overhead. ``--device cuda``: hidden 768, 12
+layers, ~85M parameters, bf16 autocast. Same pairs and batch size for both sides, fp32 on
 CPU with 1 thread. TRL runs with ``precompute_ref_log_probs=True`` and no gradient
-checkpointing. Each run is timed end to end from texts to a trained model (tokenizing,
-reference log-probs, training). Tokens/s counts each pair's prompt + chosen + rejected
-tokens once per epoch, for both.
+checkpointing.
 
-The sweep: 4 DPO runs over the same pairs (β ∈ {0.05, 0.1, 0.2, 0.5}); native runs share
-one reference cache (the first computes it), each TRL run precomputes its own.
+Each run is a fresh process (imports done before the clock starts), timed end to end from
+texts to a trained model (tokenizing, reference log-probs, training). Tokens/s counts each
+pair's prompt + chosen + rejected tokens once per epoch, for both. Peak memory is the
+process's peak resident set above its resident set once everything is imported (CPU;
+on CUDA, ``torch.cuda.max_memory_allocated``).
 
-Usage: ``python bench/train_vs_trl.py [--pairs 512] [--quick] [--device cuda]``.
+The sweep (``--size demo``): 4 DPO runs over the same pairs (β ∈ {0.05, 0.1, 0.2, 0.5});
+native runs share one reference cache (the first computes it), each TRL run precomputes
+its own.
+
+Usage: ``python bench/train_vs_trl.py [--size demo|compute] [--pairs 512] [--quick] [--device cuda]``.
 """
 
 from __future__ import annotations
@@ -19,9 +28,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import random
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -39,7 +52,15 @@ import torch  # noqa: E402
 BETAS = (0.05, 0.1, 0.2, 0.5)
 
 
-def make_model(folder: Path, device: str) -> object:
+SIZES = {
+    "demo": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
+    "compute": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    "cuda": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+COMPLETIONS = {"demo": (80, 400), "compute": (140, 550), "cuda": (80, 400)}
+
+
+def make_model(folder: Path, size: str) -> object:
     """A random-init Llama with the arith tokenizer, saved with ``save_pretrained``."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
@@ -47,9 +68,7 @@ def make_model(folder: Path, device: str) -> object:
     from prefdelta.zoo.models import build_tokenizer, tokenizer_corpus
 
     tok = build_tokenizer(tokenizer_corpus(n=300), vocab_size=400)
-    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
-    if device == "cuda":
-        size = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    size = SIZES[size]
     cfg = LlamaConfig(
         vocab_size=len(tok),
         num_key_value_heads=size["num_attention_heads"],
@@ -63,11 +82,13 @@ def make_model(folder: Path, device: str) -> object:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg)
     save_model(model, tok, folder)
-    return tok
+    return tok, sum(p.numel() for p in model.parameters())
 
 
-def make_pairs(tok, n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
-    """Texts whose token lengths follow GSM8K reasoning: prompts 60–150, completions 80–400."""
+def make_pairs(
+    tok, n: int, seed: int = 0, completion: tuple[int, int] = (80, 400)
+) -> tuple[list[str], list[str], list[str]]:
+    """Texts whose token lengths follow GSM8K reasoning: prompts 60–150, completions in ``completion``."""
     from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text, reference_trace
 
     problems = make_problems(ArithSpec(max_steps=4), 400, seed=seed)
@@ -81,8 +102,8 @@ def make_pairs(tok, n: int, seed: int = 0) -> tuple[list[str], list[str], list[s
         return tok.decode(stream[start : start + length])
 
     prompts = [window(rng.randint(60, 150) - 2).rstrip("\n") + "\n" for _ in range(n)]
-    chosen = [window(rng.randint(80, 400) - 1).lstrip("\n") for _ in range(n)]
-    rejected = [window(rng.randint(80, 400) - 1).lstrip("\n") for _ in range(n)]
+    chosen = [window(rng.randint(*completion) - 1).lstrip("\n") for _ in range(n)]
+    rejected = [window(rng.randint(*completion) - 1).lstrip("\n") for _ in range(n)]
     return prompts, chosen, rejected
 
 
@@ -94,8 +115,8 @@ def n_tokens(tok, prompts, chosen, rejected) -> int:
 
 
 def run_native(model_dir: Path, texts, algorithm: str, beta: float, args, out: Path, cache: Path) -> float:
+    from prefdelta.train.config import TrainHyper
     from prefdelta.train.dpo import train_on_texts
-    from prefdelta.train.trainer import TrainHyper
 
     hp = TrainHyper(
         algorithm=algorithm,
@@ -160,54 +181,119 @@ def run_trl(model_dir: Path, texts, algorithm: str, beta: float, args, out: Path
     return time.perf_counter() - t0
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def worker(job: dict) -> dict:
+    """One run in this (fresh) process: its seconds and peak memory above the imports."""
+    args = argparse.Namespace(**job["args"])
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    # imports warmed on both sides before the clock and the memory baseline
+    import accelerate  # noqa: F401
+    import datasets  # noqa: F401
+    from transformers import LlamaForCausalLM  # noqa: F401
+    from transformers.utils import logging as hf_logging
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer  # noqa: F401
+
+    import prefdelta.train.dpo
+    import prefdelta.train.trainer  # noqa: F401
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    texts = tuple(json.loads(Path(job["texts"]).read_text()))
+    base = _rss_bytes()
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    model_dir, out = Path(job["model"]), Path(job["out"])
+    if job["side"] == "native":
+        seconds = run_native(model_dir, texts, job["algorithm"], job["beta"], args, out, Path(job["cache"]))
+    else:
+        seconds = run_trl(model_dir, texts, job["algorithm"], job["beta"], args, out)
+    if args.device == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"seconds": seconds, "peak_bytes": peak}
+
+
+def spawn(job: dict) -> dict:
+    """:func:`worker` in a fresh interpreter (its own peak memory, nothing shared but files)."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{job['side']} {job['algorithm']} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(json.loads(sys.argv[2]))))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--max-tokens", type=int, default=4096, help="native padded-token budget per forward")
-    ap.add_argument("--quick", action="store_true", help="64 pairs (for make bench, ~2-3 min on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="64 pairs (32 at --size compute), for make bench")
+    ap.add_argument(
+        "--size", choices=["demo", "compute"], default="demo", help="model and sequence size (see above)"
+    )
+    ap.add_argument("--no-sweep", action="store_true", help="skip the 4-run sweep")
     args = ap.parse_args()
     if args.quick:
-        args.pairs = min(args.pairs, 64)
+        args.pairs = min(args.pairs, 64 if args.size == "demo" else 32)
+    size = "cuda" if args.device == "cuda" else args.size
     if args.device == "cpu":
         torch.set_num_threads(1)
     elif not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device visible")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     try:
         model_dir = root / "model"
-        tok = make_model(model_dir, args.device)
-        texts = make_pairs(tok, args.pairs)
+        tok, n_params = make_model(model_dir, size)
+        texts = make_pairs(tok, args.pairs, completion=COMPLETIONS[size])
+        (root / "texts.json").write_text(json.dumps(texts))
         tokens = n_tokens(tok, *texts)
         print(
-            f"{args.pairs} pairs, {tokens} tokens (prompt+chosen+rejected), batch {args.batch_size}, {args.device}"
+            f"{size} size ({n_params / 1e6:.1f}M parameters): {args.pairs} pairs, {tokens} tokens "
+            f"(prompt+chosen+rejected), batch {args.batch_size}, {args.device}"
         )
-        speed = {}
+
+        def job(side: str, algorithm: str, beta: float, name: str, cache: str = "") -> dict:
+            return {
+                "side": side, "algorithm": algorithm, "beta": beta, "model": str(model_dir),
+                "texts": str(root / "texts.json"), "out": str(root / name), "cache": str(root / cache),
+                "args": vars(args),
+            }  # fmt: skip
+
+        suffix = "_compute" if size == "compute" else ""
+        figures = {}
         for algorithm in ("dpo", "kto"):
-            t_native = run_native(
-                model_dir, texts, algorithm, 0.1, args, root / f"n-{algorithm}", root / f"rc-{algorithm}"
-            )
-            t_trl = run_trl(model_dir, texts, algorithm, 0.1, args, root / f"t-{algorithm}")
-            speed[algorithm] = t_trl / t_native
+            native = spawn(job("native", algorithm, 0.1, f"n-{algorithm}", f"rc-{algorithm}"))
+            theirs = spawn(job("trl", algorithm, 0.1, f"t-{algorithm}"))
+            figures[f"{algorithm}_speedup_vs_trl{suffix}"] = theirs["seconds"] / native["seconds"]
+            figures[f"{algorithm}_peak_memory_vs_trl{suffix}"] = native["peak_bytes"] / theirs["peak_bytes"]
             print(
-                f"{algorithm}: native {tokens / t_native:,.0f} tok/s ({t_native:.1f} s), "
-                f"TRL {tokens / t_trl:,.0f} tok/s ({t_trl:.1f} s)"
+                f"{algorithm}: native {tokens / native['seconds']:,.0f} tok/s ({native['seconds']:.1f} s, "
+                f"peak +{native['peak_bytes'] / 2**20:,.0f} MiB), TRL {tokens / theirs['seconds']:,.0f} tok/s "
+                f"({theirs['seconds']:.1f} s, peak +{theirs['peak_bytes'] / 2**20:,.0f} MiB)"
             )
-        sweep_native = sum(
-            run_native(model_dir, texts, "dpo", b, args, root / f"sn-{b}", root / "rc-sweep") for b in BETAS
-        )
-        sweep_trl = sum(run_trl(model_dir, texts, "dpo", b, args, root / f"st-{b}") for b in BETAS)
-        print(
-            f"sweep of {len(BETAS)} DPO runs: native {sweep_native:.1f} s (shared reference cache), TRL {sweep_trl:.1f} s"
-        )
-        print(f"figure dpo_speedup_vs_trl {speed['dpo']:.2f} x")
-        print(f"figure kto_speedup_vs_trl {speed['kto']:.2f} x")
-        print(f"figure sweep_speedup_vs_trl {sweep_trl / sweep_native:.2f} x")
+        if size != "compute" and not args.no_sweep:
+            sweep_native = sum(
+                spawn(job("native", "dpo", b, f"sn-{b}", "rc-sweep"))["seconds"] for b in BETAS
+            )
+            sweep_trl = sum(spawn(job("trl", "dpo", b, f"st-{b}"))["seconds"] for b in BETAS)
+            print(
+                f"sweep of {len(BETAS)} DPO runs: native {sweep_native:.1f} s (shared reference cache), "
+                f"TRL {sweep_trl:.1f} s"
+            )
+            figures["sweep_speedup_vs_trl"] = sweep_trl / sweep_native
+        for name, value in figures.items():
+            print(f"figure {name} {value:.2f} x")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
