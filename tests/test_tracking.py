@@ -126,3 +126,24 @@ def test_step_bar_shows_loss_margin_and_accuracy(tmp_path, capsys, trained_model
         f"train: r1: 3/3 loss {last['loss']:.4g}  margin {last['margin']:.4g}  "
         f"acc {last['preference_accuracy']:.4g}"
     ]
+
+
+def test_a_step_bar_opened_under_the_runs_bar_is_a_row_of_the_same_display(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from prefdelta import progress
+
+    screen = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=screen, force_terminal=True, width=120))
+    with progress.bar("train: runs", 2) as advance:
+        outer = progress._showing[-1]
+        with progress.status_bar("train: r1") as update:  # rich allows one live display
+            assert progress._showing == [outer] and len(outer.tasks) == 2
+            update(3, 3, "loss 0.5  margin 0.1  acc 1")
+            outer.refresh()  # draw now (the display's own refresh thread runs at 10 Hz)
+        assert len(outer.tasks) == 1  # the run's row leaves with the run
+        advance(1)
+    assert progress._showing == []
+    assert "loss 0.5  margin 0.1  acc 1" in screen.getvalue()
