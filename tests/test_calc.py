@@ -5,7 +5,6 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from prefdelta.judge.calc import (
@@ -104,33 +103,16 @@ def test_text_equations_found_around_annotations() -> None:
 
 def test_all_model_solutions_per_generator(shared_datasets: Path) -> None:
     """All 4,000 real traces: annotation arithmetic near-perfect, prose checked, strategy separates scales."""
-    from prefdelta.cli.judge_cmds import summarize_gsm8k_check
-    from prefdelta.judge.outcome import grade_gsm8k
+    from prefdelta.judge.gsm8k_check import check_rows, summarize
     from prefdelta.sources.gsm8k import load_model_solutions
 
-    problems, traces = load_model_solutions(shared_datasets)
-    by_id = problems.set_index("problem_id")
-    rows = []
-    for pid, gen, text, label in zip(
-        traces["problem_id"], traces["generator_id"], traces["text"], traces["is_correct"], strict=True
-    ):
-        ref = str(by_id.at[pid, "reference_solution"])
-        report = check_trace(str(by_id.at[pid, "prompt"]), ref, text)
-        rows.append(
-            {
-                "generator_id": gen,
-                **report.as_dict(),
-                "graded": grade_gsm8k(text, ref).correct,
-                "is_correct": label,
-            }
-        )
-    s = summarize_gsm8k_check(pd.DataFrame(rows))
+    s = summarize(check_rows(*load_model_solutions(shared_datasets)))
     assert s["n"].sum() == 4000
     assert (s["annotation_arith_ok"] > 0.99).all()
     assert (s["annotation_arith_ok"] < 1.0).all()  # the few real slips are found, not hidden
     assert (s["n_prose_equations"] > 2000).all()
     assert (s["prose_equations_ok"] < s["annotation_arith_ok"]).all()
-    strat = s["strategy_coherence"]
+    strat = s["strategy_coherence_share"]
     assert strat["175b_finetuning"] > strat["6b_finetuning"]
     assert strat["175b_verification"] > strat["6b_verification"]
     assert (s["grader_agreement"] == 1.0).all()

@@ -4,12 +4,15 @@ study stages on a workspace, and bad input that exits with one clear line."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import run_stage, spec_from, template_data
 from prefdelta.cli import main
+from prefdelta.hashing import stable_hash
 from prefdelta.pairs import build as pairs
 from prefdelta.workspace import Workspace
 from test_pairs import synth
@@ -26,9 +29,8 @@ def _cli(capsys, *args: str) -> str:
 @pytest.mark.integration
 def test_gsm8k_175b_vs_6b_pairs_stats_select_export(shared_datasets, tmp_path, capsys):
     ws = str(tmp_path / "ws")
-    out = _cli(
-        capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(shared_datasets), "--judge", "calc"
-    )
+    solutions = str(shared_datasets / "gsm8k" / "model_solutions.jsonl")
+    out = _cli(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", solutions, "--judge", "calc")
     assert "imported 4000 traces of 4 generators on 1000 problems" in out
     _cli(
         capsys,
@@ -96,13 +98,81 @@ def test_gsm8k_175b_vs_6b_pairs_stats_select_export(shared_datasets, tmp_path, c
 @pytest.mark.integration
 def test_gsm8k_scored_by_correctness_only(shared_datasets, tmp_path, capsys):
     ws = str(tmp_path / "ws")
-    _cli(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(shared_datasets), "--judge", "outcome")
+    solutions = str(shared_datasets / "gsm8k" / "model_solutions.jsonl")
+    _cli(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", solutions, "--judge", "outcome")
     _cli(capsys, "pairs", "-w", ws, "--chosen=175b_verification", "--rejected=6b_finetuning")
     p = Workspace(ws).read_table("pairs")
     assert len(p) == 1000 and p["delta_step_coherence"].isna().all()
     assert np.allclose(p["delta_outcome"].mean(), p["generator_gap"].iloc[0])
     out = _cli(capsys, "pairs", "stats", "-w", ws, "--out", str(tmp_path / "s"))
     assert "| step_coherence | 0 | – |" in out
+
+
+def _gsm8k_copies(shared: Path, folder: Path, n: int, solutions_name: str) -> tuple[Path, Path]:
+    """The first ``n`` published solutions and the whole test file, under names of the user's choosing."""
+    folder.mkdir(parents=True)
+    lines = (shared / "gsm8k" / "model_solutions.jsonl").read_text().splitlines()[:n]
+    solutions = folder / solutions_name
+    solutions.write_text("\n".join(lines) + "\n")
+    test = folder / "test.jsonl"
+    shutil.copyfile(shared / "gsm8k" / "test.jsonl", test)
+    return solutions, test
+
+
+def test_gsm8k_solutions_are_files_anywhere(shared_datasets, tmp_path, capsys):
+    """--gsm8k-solutions names a file; --test-file names the questions' file wherever it lies."""
+    solutions, test = _gsm8k_copies(shared_datasets, tmp_path / "a", 12, "my_solutions.jsonl")
+    questions = tmp_path / "elsewhere" / "gsm8k_questions.jsonl"
+    questions.parent.mkdir()
+    test.rename(questions)
+    ws = str(tmp_path / "ws")
+    args = ("pairs", "import", "-w", ws, "--gsm8k-solutions", str(solutions), "--judge", "calc")
+    out = _cli(capsys, *args, "--test-file", str(questions))
+    assert "imported 48 traces of 4 generators on 12 problems" in out
+    w = Workspace(ws)
+    traces = w.read_table("traces")
+    # the ids are those of the GSM8K test loader and of the generate stage's formula
+    assert list(w.read_table("problems")["problem_id"]) == [f"gsm8k-test-{i:05d}" for i in range(12)]
+    want = {
+        stable_hash(g, p, 0, 0) for g, p in zip(traces["generator_id"], traces["problem_id"], strict=True)
+    }
+    assert set(traces["trace_id"]) == want
+    assert set(w.read_table("judgments")["trace_id"]) == want
+
+
+def test_gsm8k_test_file_defaults_to_the_one_beside_the_solutions(shared_datasets, tmp_path, capsys):
+    solutions, _ = _gsm8k_copies(shared_datasets, tmp_path / "b", 5, "solutions.jsonl")
+    ws = str(tmp_path / "ws")
+    out = _cli(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(solutions), "--judge", "outcome")
+    assert "imported 20 traces of 4 generators on 5 problems" in out
+
+
+def test_gsm8k_solutions_bad_paths_are_one_line(shared_datasets, tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    # the old form, a data folder, names the new one
+    msg = _exit_message(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(shared_datasets))
+    assert "is a folder" in msg and str(shared_datasets / "gsm8k" / "model_solutions.jsonl") in msg
+    solutions, test = _gsm8k_copies(shared_datasets, tmp_path / "c", 3, "s.jsonl")
+    test.unlink()
+    msg = _exit_message(capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(solutions))
+    assert str(test) in msg and "--test-file" in msg
+    missing = tmp_path / "nope.jsonl"
+    msg = _exit_message(
+        capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(solutions), "--test-file", str(missing)
+    )
+    assert f"GSM8K test questions file {missing} not found" in msg
+    # a question of the solutions that the given test file lacks: named by file and line
+    other = tmp_path / "train.jsonl"
+    shutil.copyfile(shared_datasets / "gsm8k" / "train.jsonl", other)
+    msg = _exit_message(
+        capsys, "pairs", "import", "-w", ws, "--gsm8k-solutions", str(solutions), "--test-file", str(other)
+    )
+    assert f"{solutions}: line 1: column 'question' matches no question of {other}" in msg
+    msg = _exit_message(
+        capsys, "pairs", "import", "-w", ws, "--traces", str(solutions), "--test-file", str(other)
+    )
+    assert "--test-file goes with --gsm8k-solutions" in msg
+    assert not Workspace(ws).has_table("traces")
 
 
 def test_user_files_import_and_build_cache(tmp_path, capsys):

@@ -191,3 +191,104 @@ def generator_rows(records: Sequence[Record]) -> None:
             if value is not None and (problem := _number_problem(value)) is not None:
                 raise UserError(f"{rec.where}: field '{f}' should be a finite number or null, {problem}")
     unique(((r.data["generator_id"], r.where) for r in records), "generator_id", "generator id")
+
+
+# ---- the files a judge audit reads (``prefdelta judge audit --judgments/--reference/…``) ---------
+
+
+def repeat_number(value: Any, where: str) -> int:
+    """A repeat index: a whole number >= 0 (``None``, a missing repeat, counts as 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{where}: field 'repeat' should be a whole number >= 0, got {_shown(value)}")
+    return value
+
+
+def reference_rows(
+    records: Sequence[Record],
+    scores: Sequence[str],
+    scale: tuple[float, float],
+    outcomes: Sequence[str] = (),
+) -> None:
+    """Rows a judge audit compares per trace: a trace id, ``scores`` on the scale, ``outcomes`` true/false.
+
+    Every named column must be present (a typo in ``--reference-column`` is not "no
+    label"); a value may be null (not labelled), never NaN or off the scale. A trace may
+    appear more than once (several labellers): the audit averages them.
+    """
+    low, high = scale
+    for rec in records:
+        rec.data["trace_id"] = identifier(_field(rec, "trace_id"), rec.where, "trace_id")
+        for col in scores:
+            score(_field(rec, col), rec.where, col, low, high)
+        for col in outcomes:
+            if _field(rec, col) is not None:
+                outcome(rec.data[col], rec.where, col)
+
+
+def audit_judgment_rows(
+    records: Sequence[Record],
+    dimensions: Sequence[str],
+    scale: tuple[float, float],
+    outcomes: Sequence[str] = (),
+) -> None:
+    """Judgments a judge audit reads from a file: :func:`reference_rows` plus one row per
+    (trace, judge, repeat) — a second row of the same repeat would count as agreement
+    between repeats that never happened."""
+    reference_rows(records, dimensions, scale, outcomes)
+    for rec in records:
+        repeat_number(rec.data.get("repeat"), rec.where)
+        if rec.data.get("judge_id") is not None:
+            identifier(rec.data["judge_id"], rec.where, "judge_id")
+    keys = (
+        ((r.data["trace_id"], str(r.data.get("judge_id") or ""), r.data.get("repeat") or 0), r.where)
+        for r in records
+    )
+    unique(keys, "repeat", "judgment of (trace, judge, repeat)")
+
+
+def length_rows(records: Sequence[Record]) -> None:
+    """Trace lengths: each trace once, with ``n_tokens`` (a finite number >= 0) or a ``text``."""
+    for rec in records:
+        rec.data["trace_id"] = identifier(_field(rec, "trace_id"), rec.where, "trace_id")
+        if "n_tokens" in rec.data:
+            n = rec.data["n_tokens"]
+            problem = _number_problem(n)
+            if problem is None and float(n) < 0:
+                problem = f"got {_shown(n)}"
+            if problem is not None:
+                raise UserError(f"{rec.where}: field 'n_tokens' should be a finite number >= 0, {problem}")
+        elif "text" in rec.data:
+            text(rec.data["text"], rec.where, "text")
+        else:
+            have = ", ".join(sorted(rec.data)) or "none"
+            raise UserError(f"{rec.where}: missing field 'n_tokens' or 'text' (fields present: {have})")
+    unique(((r.data["trace_id"], r.where) for r in records), "trace_id", "trace id")
+
+
+PAIR_ORDERS = ("ab", "ba")
+
+
+def pairwise_rows(records: Sequence[Record], dimensions: Sequence[str]) -> None:
+    """Pairwise judgments: a pair id, an order (``ab``/``ba``), a repeat, ``prefers_a_<dim>``
+    from 0 to 1 or null; one row per (pair, order, repeat)."""
+    for rec in records:
+        rec.data["pair_id"] = identifier(_field(rec, "pair_id"), rec.where, "pair_id")
+        order = _field(rec, "order")
+        if order not in PAIR_ORDERS:
+            raise UserError(f"{rec.where}: field 'order' should be 'ab' or 'ba', got {_shown(order)}")
+        repeat_number(rec.data.get("repeat"), rec.where)
+        for d in dimensions:
+            col = f"prefers_a_{d}"
+            value = _field(rec, col)
+            problem = None if value is None else _number_problem(value)
+            if problem is None and value is not None and not 0 <= float(value) <= 1:
+                problem = f"got {_shown(value)}"
+            if problem is not None:
+                raise UserError(
+                    f"{rec.where}: field '{col}' should be a number from 0 to 1 (1: solution a is better) "
+                    f"or null, {problem}"
+                )
+    keys = ((r.data["pair_id"], r.data["order"], r.data.get("repeat") or 0) for r in records)
+    unique(zip(keys, (r.where for r in records), strict=True), "repeat", "judgment of (pair, order, repeat)")

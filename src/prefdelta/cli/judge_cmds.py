@@ -2,32 +2,76 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 
+from prefdelta import validate
 from prefdelta.cli.common import ConfigOpt, WorkspaceOpt, stage_spec
+from prefdelta.cli.pairs_cmds import read_checked
 from prefdelta.errors import UserError
+from prefdelta.sources.base import Record, read_records
+
+FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".jsonl.gz", ".json")
 
 
-def read_frame(spec: str, ws_root: Path | None) -> pd.DataFrame:
-    """A table from a file (``.parquet``, ``.csv``, ``.jsonl``) or a workspace table name."""
-    path = Path(spec)
-    if path.suffix in (".parquet", ".csv", ".jsonl", ".json"):
-        if not path.is_file():
-            raise UserError(f"{path} not found")
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
+def _csv_value(column: str, cell: str | None) -> Any:
+    """A CSV cell as JSON would have it: empty is null, numbers and true/false are typed; ids stay text."""
+    if cell is None or cell == "":
+        return None
+    if column.endswith("_id"):
+        return cell
+    if cell.lower() in ("true", "false"):
+        return cell.lower() == "true"
+    for kind in (int, float):
         try:
-            return pd.read_json(path, lines=path.suffix == ".jsonl")
-        except ValueError as err:
-            raise UserError(
-                f"{path}: not valid JSON{'L' if path.suffix == '.jsonl' else ''}: {err}"
-            ) from None
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
+def csv_records(path: Path, what: str) -> list[Record]:
+    """Rows of a CSV file with a header line, as records (``line N`` as in the file).
+
+    Cells are typed one by one (not per column, as pandas does), so that a ``nan`` or a
+    word in a score column is refused on its own line rather than turning the whole
+    column into text.
+    """
+    if not path.is_file():
+        raise UserError(f"{what} file {path} not found")
+    records = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for row in reader:
+                if None in row:
+                    raise UserError(f"{path}: line {reader.line_num}: more fields than the header names")
+                data = {k: _csv_value(k, v) for k, v in row.items()}
+                records.append(Record(path, reader.line_num, data))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path}: not a readable CSV file ({err})") from None
+    return records
+
+
+def read_frame(
+    spec: str, ws_root: Path | None, what: str, check: Callable[[list[Record]], None]
+) -> pd.DataFrame:
+    """A workspace table by name, or a user's file (``.parquet``, ``.jsonl``, ``.jsonl.gz``,
+    ``.json`` lines, ``.csv``) whose every row passes ``check``, a validator of
+    :mod:`prefdelta.validate`.
+
+    Why check: a hand-made labels file with a NaN, an off-scale score or a repeat given
+    twice would shift every correlation of the audit without a word.
+    """
+    path = Path(spec)
+    if path.name.endswith(FILE_SUFFIXES):
+        reader = csv_records if path.suffix == ".csv" else read_records
+        return pd.DataFrame([r.data for r in read_checked(path, what, check, reader)])
     from prefdelta.workspace import Workspace
 
     return Workspace(ws_root).read_table(spec, required_by="judge audit")
@@ -95,10 +139,31 @@ def register(app: typer.Typer) -> None:
         from prefdelta.workspace import Workspace
 
         ws = Workspace(workspace)
-        dims = list(load_rubric(rubric_path).names)
-        table = read_frame(judgments, ws.root)
+        rubric = load_rubric(rubric_path)
+        dims = list(rubric.names)
+        scale = (rubric.scale.min, rubric.scale.max)
+        # the columns the reference is read from; checked in whichever file holds them
+        ref_scores = ([reference_column] if reference_column else dims) if reference_kind == "scores" else []
+        ref_outcomes = [reference_column or "outcome"] if reference_kind == "correctness" else []
+        in_table = reference is None
+        table = read_frame(
+            judgments,
+            ws.root,
+            "judgments",
+            lambda rs: validate.audit_judgment_rows(
+                rs,
+                list(dict.fromkeys(dims + (ref_scores if in_table else []))),
+                scale,
+                ref_outcomes if in_table else [],
+            ),
+        )
         if reference is not None:
-            ref = read_frame(reference, ws.root)
+            ref = read_frame(
+                reference,
+                ws.root,
+                "reference",
+                lambda rs: validate.reference_rows(rs, ref_scores, scale, ref_outcomes),
+            )
         elif reference_judge_id is not None:
             ref = _select_judge(table, reference_judge_id, "the judgments")
         elif reference_kind == "correctness":
@@ -123,7 +188,7 @@ def register(app: typer.Typer) -> None:
 
         length_series = None
         if lengths is not None or ws.has_table("traces"):
-            ldf = read_frame(lengths or "traces", ws.root)
+            ldf = read_frame(lengths or "traces", ws.root, "trace lengths", validate.length_rows)
             if "n_tokens" in ldf.columns:
                 length_series = ldf.set_index("trace_id")["n_tokens"].astype(float)
             elif "text" in ldf.columns:
@@ -142,13 +207,17 @@ def register(app: typer.Typer) -> None:
                 judged = _select_judge(judged, None, "the judgments (without the reference judge)")
 
         result = audit_mod.audit(judged, ref, dims, length_series, reference_kind, reference_column)
+        pos = None
+        if pairwise is not None:  # read (and checked) before anything is written
+            pairs = read_frame(
+                pairwise, ws.root, "pairwise judgments", lambda rs: validate.pairwise_rows(rs, dims)
+            )
+            pos = audit_mod.position_bias(pairs, dims)
         out_dir = out or ws.reports_dir / "judge_audit"
         out_dir.mkdir(parents=True, exist_ok=True)
         result.to_csv(out_dir / "audit.csv", index=False)
         text = result.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else result.to_string()
-        pos = None
-        if pairwise is not None:
-            pos = audit_mod.position_bias(read_frame(pairwise, ws.root), dims)
+        if pos is not None:
             pos.to_csv(out_dir / "position_bias.csv", index=False)
             text += "\n\n" + (
                 pos.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else pos.to_string()
@@ -239,62 +308,46 @@ def register(app: typer.Typer) -> None:
 
     @app.command("gsm8k-check")
     def gsm8k_check(
-        data_dir: Annotated[
-            Path | None, typer.Option(help="folder holding gsm8k/ (default: $PREFDELTA_DATA_DIR)")
+        solutions: Annotated[
+            Path | None,
+            typer.Argument(
+                help="GSM8K model solutions file (the published example_model_solutions.jsonl)",
+                show_default=False,
+            ),
+        ] = None,
+        test_file: Annotated[
+            Path | None,
+            typer.Option(
+                help="GSM8K test.jsonl whose questions the solutions answer (default: test.jsonl beside them)"
+            ),
         ] = None,
         out: Annotated[Path | None, typer.Option(help="write per-trace rows to this Parquet file")] = None,
+        data_dir: Annotated[Path | None, typer.Option(hidden=True, help="replaced by FILE")] = None,
     ) -> None:
-        """Calculator checker + outcome grader on GSM8K's released 6B/175B model solutions, per generator."""
-        from prefdelta.judge.calc import check_trace
-        from prefdelta.judge.outcome import grade_gsm8k
-        from prefdelta.sources.gsm8k import load_model_solutions
+        """Calculator checker + outcome grader on GSM8K's released 6B/175B model solutions, per generator.
 
-        problems, traces = load_model_solutions(data_dir)
-        by_id = problems.set_index("problem_id")
-        rows = []
-        for pid, gen, text, label in zip(
-            traces["problem_id"], traces["generator_id"], traces["text"], traces["is_correct"], strict=True
-        ):
-            p = by_id.loc[pid]
-            report = check_trace(str(p["prompt"]), str(p["reference_solution"]), text)
-            verdict = grade_gsm8k(text, str(p["reference_solution"]))
-            rows.append(
-                {"generator_id": gen, **report.as_dict(), "graded": verdict.correct, "is_correct": label}
+        The rows (--out) carry trace_id and problem_id as `pairs import --gsm8k-solutions`
+        gives them, the five dimensions on the 1-5 scale and each share (0-1) in <dimension>_share.
+        """
+        import pyarrow as pa
+
+        from prefdelta.judge.gsm8k_check import check_rows, summarize
+        from prefdelta.sources.gsm8k import read_model_solutions
+        from prefdelta.workspace import atomic_write_bytes, parquet_bytes
+
+        if data_dir is not None:
+            example = data_dir / "gsm8k" / "model_solutions.jsonl"
+            raise UserError(
+                f"--data-dir is gone: pass the solutions file, prefdelta judge gsm8k-check {example} "
+                "[--test-file FILE]"
             )
-        df = pd.DataFrame(rows)
+        if solutions is None:
+            raise UserError("pass the solutions file: prefdelta judge gsm8k-check FILE [--test-file FILE]")
+        problems, traces = read_model_solutions(solutions, test_file)
+        rows = check_rows(problems, traces)
         if out is not None:
-            df.to_parquet(out)
-        summary = summarize_gsm8k_check(df)
-        typer.echo(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-
-
-def summarize_gsm8k_check(df: pd.DataFrame) -> pd.DataFrame:
-    """Per generator: mean share per dimension, arithmetic checked in/out of annotations, outcome agreement."""
-    g = df.groupby("generator_id", sort=True)
-    sums = g[
-        [
-            "annotations_ok",
-            "n_annotations",
-            "written_ok",
-            "n_written",
-            "text_equations_ok",
-            "n_text_equations",
-        ]
-    ].sum()
-    out = g[
-        ["factuality", "strategy_coherence", "step_coherence", "numerical_precision", "signal_to_noise"]
-    ].mean()
-    out["annotation_arith_ok"] = sums["annotations_ok"] / sums["n_annotations"]
-    out["written_after_annotation_ok"] = sums["written_ok"] / sums["n_written"]
-    out["prose_equations_ok"] = sums["text_equations_ok"] / sums["n_text_equations"]
-    out["n_prose_equations"] = sums["n_text_equations"]
-    out["accuracy_graded"] = g["graded"].mean()
-    out["accuracy_file"] = g["is_correct"].mean()
-    out["grader_agreement"] = g.apply(
-        lambda x: float((x["graded"] == x["is_correct"]).mean()), include_groups=False
-    )
-    out["n"] = g.size()
-    return out
+            atomic_write_bytes(out, parquet_bytes(pa.Table.from_pandas(rows, preserve_index=False)))
+        typer.echo(summarize(rows).to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 def _has_tabulate() -> bool:

@@ -1,8 +1,9 @@
 """``prefdelta pairs``: the pairs stage, and import external traces, stats, export.
 
 - ``pairs import``: bring traces and judgments from outside the study into a workspace —
-  the published GSM8K model solutions (``--gsm8k-solutions``, judged by the calculator-
-  annotation checker or by correctness only), or your own files (``--traces`` /
+  the published GSM8K model solutions (``--gsm8k-solutions FILE``, with ``--test-file``
+  unless ``test.jsonl`` sits beside it; judged by the calculator-annotation checker or by
+  correctness only), or your own files (``--traces`` /
   ``--judgments`` / ``--generators`` / ``--problems``, JSONL or Parquet), every row checked
   by :mod:`prefdelta.validate` and every table written only when all of them passed;
 - the bare ``prefdelta pairs``: the pairs stage; ``--strategy``, ``--chosen`` … override
@@ -34,13 +35,18 @@ from prefdelta.workspace import Workspace
 _PARAMS = re.compile(r"^(\d+(?:\.\d+)?)([mb])_", re.IGNORECASE)
 
 
-def read_checked(path: Path, what: str, check: Callable[[list[Record]], None]) -> list[Record]:
+def read_checked(
+    path: Path,
+    what: str,
+    check: Callable[[list[Record]], None],
+    reader: Callable[[Path, str], list[Record]] = read_records,
+) -> list[Record]:
     """The rows of a user's JSONL (``.jsonl``/``.jsonl.gz``) or Parquet file, every one checked.
 
     ``check`` is a validator of :mod:`prefdelta.validate`: it names file, line and field
-    of the first bad value.
+    of the first bad value. ``reader`` reads another format into records (a CSV file).
     """
-    records = read_records(path, what)
+    records = reader(path, what)
     if not records:
         raise UserError(f"{path}: no {what} found (the file is empty)")
     check(records)
@@ -190,7 +196,14 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = None,
         gsm8k_solutions: Annotated[
             Path | None,
-            typer.Option(help="data directory holding gsm8k/model_solutions.jsonl and gsm8k/test.jsonl"),
+            typer.Option(help="GSM8K model solutions file (the published example_model_solutions.jsonl)"),
+        ] = None,
+        test_file: Annotated[
+            Path | None,
+            typer.Option(
+                help="for --gsm8k-solutions: the GSM8K test.jsonl its questions come from "
+                "(default: test.jsonl beside it)"
+            ),
         ] = None,
         traces: Annotated[Path | None, typer.Option(help="traces file (JSONL or Parquet)")] = None,
         judgments: Annotated[Path | None, typer.Option(help="judgments file (JSONL or Parquet)")] = None,
@@ -209,14 +222,16 @@ def register(app: typer.Typer) -> None:
         if ws.has_table("traces") and not overwrite:
             raise UserError(f"workspace {ws.root} already has a traces table; pass --overwrite to replace it")
         if gsm8k_solutions is not None:
-            from prefdelta.sources.gsm8k import load_model_solutions
+            from prefdelta.sources.gsm8k import read_model_solutions
 
-            probs, trs = load_model_solutions(gsm8k_solutions)
+            probs, trs = read_model_solutions(gsm8k_solutions, test_file)
             judg = judge_traces(trs, probs, judge)
             gens = generators_from_traces(trs, judg, family="gpt3")
         else:
+            if test_file is not None:
+                raise UserError("--test-file goes with --gsm8k-solutions FILE (the questions it answers)")
             if traces is None or judgments is None:
-                raise UserError("pass --gsm8k-solutions DIR, or --traces FILE and --judgments FILE")
+                raise UserError("pass --gsm8k-solutions FILE, or --traces FILE and --judgments FILE")
             read = read_user_tables(traces, judgments, problems, generators, rubric)
             trs, judg, gens, probs = (read.get(k) for k in ("traces", "judgments", "generators", "problems"))
         tables = {"traces": trs, "judgments": judg, "generators": gens}

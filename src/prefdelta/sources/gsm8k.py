@@ -5,7 +5,7 @@ Grade-school word problems whose reference solutions carry calculator annotation
 traces, which is why GSM8K is the first real source of the study.
 
 Files (``<data-dir>/gsm8k/``): ``train.jsonl`` (7,473), ``test.jsonl`` (1,319) and
-``model_solutions.jsonl`` — real traces of four generators (6B and 175B GPT-3, each
+``model_solutions.jsonl`` (read by :func:`read_model_solutions` from wherever it lies) — real traces of four generators (6B and 175B GPT-3, each
 fine-tuned alone or with a verifier) on the first 1,000 test questions, which give
 real generator-level deltas without any GPU.
 """
@@ -29,7 +29,7 @@ from prefdelta.sources.base import (
     problem_id,
     problem_row,
     problems_frame,
-    read_jsonl,
+    read_records,
     require_data_dir,
 )
 
@@ -72,13 +72,32 @@ def approx_tokens(text: str) -> int:
     return len(_WORDS.findall(text))
 
 
-def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Real traces of four GPT-3 generators on the first 1,000 GSM8K test questions.
+def default_test_file(solutions: Path) -> Path:
+    """The test questions the solutions refer to: ``test.jsonl`` beside the solutions file.
+
+    That is where the published repository keeps both; elsewhere, name it with ``--test-file``.
+    """
+    beside = solutions.parent / "test.jsonl"
+    if not beside.is_file():
+        raise UserError(
+            f"{solutions}: the GSM8K test questions it refers to are read from {beside}, which is not "
+            "there; pass --test-file FILE"
+        )
+    return beside
+
+
+def read_model_solutions(solutions: Path, test_file: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Real traces of four GPT-3 generators on GSM8K test questions, from the solutions file.
+
+    ``solutions`` is the published ``example_model_solutions.jsonl`` (in the shared data
+    sets: ``gsm8k/model_solutions.jsonl``); ``test_file`` the GSM8K ``test.jsonl`` its
+    questions come from (default: :func:`default_test_file`). Files, not a folder
+    layout: a user's copies may sit anywhere and be named anything.
 
     Returns ``(problems, traces)``:
 
-    - ``problems``: the GSM8K test rows (same ``problem_id`` as :func:`load` gives, e.g.
-      ``gsm8k-test-00000``) of the questions that have model solutions, in file order.
+    - ``problems``: the rows of the test file (same ``problem_id`` as :func:`load` gives,
+      e.g. ``gsm8k-test-00000``) of the questions that have model solutions, in file order.
     - ``traces``: one row per (question, generator) with ``trace_id``, ``problem_id``,
       ``generator_id`` (one of :data:`MODEL_SOLUTION_GENERATORS`), ``text`` (the solution
       as published, ending ``A: <answer>``), ``is_correct`` (the published grade),
@@ -88,16 +107,25 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
     ``trace_id`` is ``stable_hash(generator_id, problem_id, 0, 0)``, the same formula the
     generate stage uses for (generator, problem, sample 0, seed 0).
     """
-    root = require_data_dir(data_dir, "gsm8k model solutions")
-    test = load("test", root)
+    if solutions.is_dir():
+        hint = solutions / "gsm8k" / "model_solutions.jsonl"
+        raise UserError(
+            f"{solutions} is a folder: give the GSM8K model solutions file itself (e.g. {hint}), "
+            "and --test-file FILE unless test.jsonl sits beside it"
+        )
+    records = read_records(solutions, "GSM8K model solutions")
+    if not records:
+        raise UserError(f"{solutions}: no model solutions found (the file is empty)")
+    test_path = test_file if test_file is not None else default_test_file(solutions)
+    test = problems_frame(rows_from_records(read_records(test_path, "GSM8K test questions"), "test"))
     by_question = {q: i for i, q in reversed(list(enumerate(test["prompt"])))}
     keep: list[int] = []
     seen: list[tuple[int, str]] = []
     traces = []
-    for rec in read_jsonl(data_file(root, "gsm8k/model_solutions.jsonl")):
+    for rec in records:
         question = rec.get("question", str)
         if question not in by_question:
-            raise UserError(f"{rec.where}: column 'question' matches no question of gsm8k/test.jsonl")
+            raise UserError(f"{rec.where}: column 'question' matches no question of {test_path}")
         index = by_question[question]
         keep.append(index)
         seen.append((index, rec.where))
@@ -126,3 +154,12 @@ def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFra
     validate.unique(seen, "question", "question (its traces would share trace ids)")
     problems = test.iloc[keep].reset_index(drop=True)
     return problems, pd.DataFrame(traces)
+
+
+def load_model_solutions(data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`read_model_solutions` of a data directory laid out like the shared data sets
+    (``gsm8k/model_solutions.jsonl`` beside ``gsm8k/test.jsonl``), as tests and benchmarks use it."""
+    root = require_data_dir(data_dir, "gsm8k model solutions")
+    return read_model_solutions(
+        data_file(root, "gsm8k/model_solutions.jsonl"), data_file(root, "gsm8k/test.jsonl")
+    )
