@@ -145,6 +145,9 @@ class Workspace:
         # shard -> (mtime_ns, size, schema): footers already read, so that writing shard
         # after shard does not re-read every sibling's footer
         self._footers: dict[Path, tuple[int, int, pa.Schema]] = {}
+        # table -> (its schema, shards known to have it): a stage writing shard after shard
+        # checks each sibling once, not at every write
+        self._checked: dict[str, tuple[pa.Schema, set[str]]] = {}
 
     # ---- folders -------------------------------------------------------------------
     @property
@@ -206,12 +209,19 @@ class Workspace:
         """
         data, _ = from_frame(table, df)
         path = self.shard_path(table, shard)
-        others = {s: self._schema(self.shard_path(table, s)) for s in self.shards(table) if s != shard}
-        schema = effective_schema(table, [*(x for x in others.values() if x is not None), data.schema])
+        names = [s for s in self.shards(table) if s != shard]
+        known, checked = self._checked.get(table, (None, set()))
+        others = {s: self._schema(self.shard_path(table, s)) for s in names if s not in checked}
+        seen = [x for x in others.values() if x is not None] + ([known] if known is not None else [])
+        schema = effective_schema(table, [*seen, data.schema])
+        if known is not None and not schema.equals(known):  # a new extra column: every shard needs it
+            others = {s: self._schema(self.shard_path(table, s)) for s in names}
+            checked = set()
         atomic_write_bytes(path, parquet_bytes(conform(data, table, schema)))
         for s, found in others.items():
             if found is not None and not found.equals(schema):
                 self._rewrite(table, s, schema)
+        self._checked[table] = (schema, checked | set(others) | {shard})
         return path
 
     def write_table(self, table: str, df: pd.DataFrame, extra: ExtraPolicy = "error") -> Path:
@@ -249,6 +259,7 @@ class Workspace:
             raise
         out: dict[str, Path] = {}
         for (tmp, path), table in zip(staged, converted, strict=True):
+            self._checked.pop(table, None)
             commit(tmp, path)
             self.prune_shards(table, keep={"data"})
             out[table] = path
