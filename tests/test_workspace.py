@@ -84,3 +84,12 @@ def test_write_tables_is_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(workspace, "stage_bytes", real)
     ws.write_tables(frames)
     assert ws.read_table("judgments")["trace_id"].tolist() == ["new"]
+
+
+def test_an_unreadable_shard_is_a_user_error_naming_the_file(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.write_shard("t", "a", pd.DataFrame({"x": [1]}))
+    broken = ws.shard_path("t", "b")
+    broken.write_bytes(b"not parquet at all")
+    with pytest.raises(UserError, match=rf"^{broken}: not a readable Parquet shard .*delete it and re-run"):
+        ws.read_table("t")

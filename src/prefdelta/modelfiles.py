@@ -44,6 +44,7 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "float32") -> Path:
 
     from prefdelta.checkpoints import save_model
     from prefdelta.hashing import file_hash
+    from prefdelta.workspace import atomic_write_text
 
     gguf = Path(gguf)
     if not gguf.is_file():
@@ -52,7 +53,7 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "float32") -> Path:
         raise MissingDependency("gguf", "dev", "reading a GGUF file")
     marker = out / "prefdelta-gguf.json"
     source = {"gguf": gguf.name, "sha256": file_hash(str(gguf)), "dtype": dtype}
-    if marker.is_file() and json.loads(marker.read_text()) == source:
+    if _marker(marker) == source:
         return out
     kwargs = {"gguf_file": gguf.name}
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), **kwargs)
@@ -71,5 +72,14 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "float32") -> Path:
         )
     model.eval()
     save_model(model, tokenizer, out)
-    marker.write_text(json.dumps(source))
+    atomic_write_text(marker, json.dumps(source))  # a full disk leaves no half marker
     return out
+
+
+def _marker(path: Path) -> dict | None:
+    """What a converted folder was converted from (``None``: not converted, or a marker a
+    failed write left unreadable, so the conversion runs again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
