@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefdelta.train.losses import get_loss, loss_names  # torch-free: names and declarations
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -56,8 +58,11 @@ class Hyper(_Strict):
 
     algorithm: str = Field(
         "dpo",
-        description="the loss, by its registered name (prefdelta.train.losses): dpo, ipo, hinge, kto, "
-        "and the reference-free simpo and orpo",
+        description="the loss, by its name in the registry prefdelta.train.losses: "
+        + ", ".join(
+            f"{name} ({'reference-free' if not get_loss(name).needs_reference else 'reference'})"
+            for name in loss_names()
+        ),
     )
     beta: float = Field(
         0.1,
@@ -115,15 +120,11 @@ class Hyper(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from prefdelta.train.losses import loss_names
-
         if name not in loss_names():
             raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(loss_names())}")
         return name
 
     def model_post_init(self, __context: object) -> None:
-        from prefdelta.train.losses import get_loss
-
         get_loss(self.algorithm).check(self)
 
     @property
