@@ -41,8 +41,10 @@ def _curve(run: Path) -> list[dict[str, float]]:
         },
         # KTO: the KL reference point is all-reduced over the global batch
         {"algorithm": "kto", "batch_size": 4, "beta": 0.5},
+        # ORPO: reference-free (no cache to share), its SFT term and log-odds metric
+        {"algorithm": "orpo", "batch_size": 5, "beta": 0.5, "max_tokens_per_forward": 400},
     ],
-    ids=["dpo", "kto"],
+    ids=["dpo", "kto", "orpo"],
 )
 def test_two_processes_match_one(tmp_path, trained_model_dir, hyper):
     from safetensors.torch import load_file
@@ -86,8 +88,11 @@ def test_two_processes_match_one(tmp_path, trained_model_dir, hyper):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     c1, c2 = _curve(one), _curve(two)
+    extra_keys = ("log_odds",) if hyper["algorithm"] == "orpo" else ()
+    if hyper["algorithm"] == "orpo":  # launch's default cache folder is never made
+        assert not (one / "refcache").exists() and not (two / "refcache").exists()
     assert len(c1) == len(c2) >= 2
-    for key in ("loss", "margin", "preference_accuracy", "logp_chosen", "grad_norm"):
+    for key in ("loss", "margin", "preference_accuracy", "logp_chosen", "grad_norm", *extra_keys):
         assert [m[key] for m in c2] == pytest.approx([m[key] for m in c1], rel=1e-4, abs=1e-6), key
     assert c1[-1]["loss"] != pytest.approx(c1[0]["loss"], rel=1e-3)  # the curve moves
     w1, w2 = load_file(str(one / "final/model.safetensors")), load_file(str(two / "final/model.safetensors"))
