@@ -176,3 +176,21 @@ def test_audit_refuses_bad_user_rows(checked, tmp_path, capsys):
     )
     assert f"{pairwise}: line 2: field 'order' should be 'ab' or 'ba'" in msg
     assert not (tmp_path / "audit").exists()
+
+
+def test_audit_csv_labels_keep_ids_as_text(tmp_path, capsys):
+    """Human labels in a CSV: trace ids like '007' stay ids (pandas would read 7), labels are numbers."""
+    from prefdelta.cli import main
+
+    ids = [f"{i:03d}" for i in range(1, 9)]
+    scores = [1, 2, 2, 3, 4, 4, 5, 5]
+    judged = pd.DataFrame({"trace_id": ids, **{d: scores for d in DIMENSIONS}})
+    judged.to_parquet(tmp_path / "judged.parquet")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("trace_id,human\n" + "".join(f"{t},{s}\n" for t, s in zip(ids, scores, strict=True)))
+    main(_audit(tmp_path, "--judgments", str(tmp_path / "judged.parquet"), "--reference", str(labels),
+                "--reference-column", "human"))  # fmt: skip
+    capsys.readouterr()
+    table = pd.read_csv(tmp_path / "audit" / "audit.csv")
+    assert (table["n"] == 8).all() and np.allclose(table["spearman"], 1.0)
+    assert np.allclose(table["mean_abs_error"], 0.0)

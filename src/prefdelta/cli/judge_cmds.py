@@ -20,10 +20,11 @@ FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".jsonl.gz", ".json")
 
 
 def _csv_value(column: str, cell: str | None) -> Any:
-    """A CSV cell as JSON would have it: empty is null, numbers and true/false are typed; ids stay text."""
+    """A CSV cell as JSON would have it: empty is null, numbers and true/false are typed;
+    ids and trace texts stay text (``"007"`` is an id, not 7)."""
     if cell is None or cell == "":
         return None
-    if column.endswith("_id"):
+    if column.endswith("_id") or column == "text":
         return cell
     if cell.lower() in ("true", "false"):
         return cell.lower() == "true"
