@@ -78,7 +78,7 @@ class BatchObjective:
             lengths.append(lens[:, :k])
         if self.world > 1:
             kl_sum = self.accelerator.reduce(kl_sum.to(self.accelerator.device), reduction="sum").cpu()
-        kl = self.loss.reference_point(kl_sum[0:1], kl_sum[1])  # type: ignore[attr-defined]
+        kl = self.loss.reference_point(kl_sum[0:1], kl_sum[1])
         if not policies:
             self._backward(self._zero(), weight, sync)
             return StepSums(kl=float(kl))

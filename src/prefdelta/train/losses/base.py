@@ -79,6 +79,11 @@ class PreferenceLoss:
         trainer then forwards the whole batch before one backward."""
         return any(s.startswith("kl_") for s in self.scores)
 
+    def reference_point(self, diff_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """The batch's reference point from the global sum of ``policy − ref`` over the
+        ``count`` mismatched completions (losses with ``kl_*`` slots only)."""
+        raise NotImplementedError(f"{self.name} scores no mismatched completions")
+
     def __call__(self, x: LossInputs) -> LossOutput:
         raise NotImplementedError
 

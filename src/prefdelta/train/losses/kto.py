@@ -86,8 +86,7 @@ class KTO(PreferenceLoss):
                 "batch_size: must be >= 2 for KTO (its KL reference point uses the other pairs of the batch)"
             )
 
-    @staticmethod
-    def reference_point(diff_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    def reference_point(self, diff_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
         """``z₀`` from the global sum of ``policy − ref`` over the mismatched completions."""
         import torch
 
