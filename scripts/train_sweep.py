@@ -1,4 +1,4 @@
-"""Sweep of DPO/KTO hyper-parameters in the arith world (how the demo's defaults were found).
+"""Sweep of preference-training hyper-parameters (any registered loss: dpo, kto, simpo, orpo, …) in the arith world.
 
 Runs on a workspace where `prefdelta demo` (or any arith study) has finished the
 `select` stage. Every configuration trains the study's student on one selection and is
