@@ -313,6 +313,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Argument(
                 help="GSM8K model solutions file (the published example_model_solutions.jsonl)",
+                metavar="FILE",
                 show_default=False,
             ),
         ] = None,
