@@ -147,6 +147,24 @@ def test_full_disk_a_model_save_fails_in_one_line_without_a_tmp_folder_and_rerun
     assert leftovers(disk) == []
 
 
+@pytest.mark.integration
+def test_full_disk_in_the_middle_of_a_study_run_then_the_rerun_finishes_it(tmpfs, capsys):
+    disk = tmpfs.mount("disk", "3m")  # the tiny study needs about 6 MB: it fills up while training
+    tiny = Path(__file__).parent / "data" / "tiny_study.yaml"
+    ws = disk / "ws"
+    code, err = cli(capsys, "run", str(tiny), "-w", str(ws))
+    assert code == 2
+    line = one_error_line(err)
+    assert "cannot " in line and f"{ws}" in line and "no space left" in line
+    assert leftovers(disk) == []
+    tmpfs.remount(disk, "size=32m")
+    code, err = cli(capsys, "run", str(tiny), "-w", str(ws))
+    assert code == 0, err
+    assert (ws / "reports" / "summary.md").is_file()
+    assert len(Workspace(ws).read_table("evals")) > 0
+    assert leftovers(disk) == []
+
+
 def import_files(folder: Path, n: int) -> tuple[Path, Path]:
     """A traces and a judgments JSONL of ``n`` traces (random texts: they do not compress)."""
     rng = random.Random(0)
