@@ -30,7 +30,7 @@ columns.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -375,7 +375,7 @@ def effective_schema(table: str, schemas: Iterable[pa.Schema]) -> pa.Schema:
 
 def _cast(
     column: pa.ChunkedArray | pa.Array, typ: pa.DataType, table: str, name: str, where: str
-) -> pa.Array:
+) -> pa.ChunkedArray | pa.Array:
     if column.type.equals(typ):
         return column
     if pa.types.is_null(column.type):
@@ -460,9 +460,3 @@ def from_frame(table: str, df: pd.DataFrame, extra: ExtraPolicy = "error") -> tu
                 continue
         cols[key] = arr
     return pa.table(cols), dropped
-
-
-def column_names(table: str) -> Sequence[str]:
-    """The declared column names of ``table`` (empty for an undeclared table)."""
-    spec = declared(table)
-    return [n for n, _, _ in spec.columns] if spec else []
