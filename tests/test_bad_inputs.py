@@ -18,6 +18,8 @@ from bad_inputs import (
 from prefdelta.cli import main
 from prefdelta.workspace import Workspace
 
+pytestmark = pytest.mark.chaos  # the bad-input part of the chaos suite (make chaos)
+
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_is_refused_with_its_place_and_nothing_written(case: BadInput, tmp_path, capsys):

@@ -3,8 +3,6 @@ that failed in transport and nothing else; a judge with too many error rows fail
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,23 +15,15 @@ from conftest import run_stage, spec_from
 from prefdelta.errors import UserError
 from prefdelta.generate import scripted_server
 from prefdelta.generate.scripted_server import ScriptedServer
-from prefdelta.judge.dimensions import DIMENSIONS
 from prefdelta.judge.llm import is_transport_error
 from prefdelta.study.runner import plan
 from prefdelta.study.stages import BY_NAME
 from prefdelta.workspace import Workspace
+from scripted_judge import sampled_scores
 from test_judge_stage import arith_workspace
 
 N_TRACES, REPEATS = 6, 3
 N = N_TRACES * REPEATS  # requests of one judge run
-
-
-def sampled_scores(body: dict[str, Any], index: int) -> str:
-    """A sampling judge: valid JSON whose scores depend on the prompt *and* the seed, so a
-    request re-sent with another seed would change the score."""
-    user = body["messages"][-1]["content"]
-    digest = hashlib.sha256(f"{user}|{body.get('seed')}".encode()).digest()
-    return json.dumps({d: 1 + digest[i] % 5 for i, d in enumerate(DIMENSIONS)} | {"rationale": "scripted"})
 
 
 @pytest.fixture(autouse=True)
