@@ -60,6 +60,14 @@ class GenerateConfig(SamplingSpec):
     flush_every: int = Field(
         256, ge=1, description="results per shard written: the granularity of resume after a kill"
     )
+    max_error_rate: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="largest share of a generator's samples that may end without a trace (errors "
+        "after the backend's retries); above it the stage fails (exit 2) after writing its rows, "
+        "naming the generator and its commonest errors",
+    )
 
     def sampling(self) -> SamplingSpec:
         return SamplingSpec.model_validate(self.model_dump(include=set(SamplingSpec.model_fields)))
@@ -156,6 +164,13 @@ class GeneratorSpec(_Strict):
     hf: HFOptions = Field(default_factory=HFOptions, description="options of the hf (and zoo) backend")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="options of the vllm backend")
     openai: OpenAIOptions | None = Field(None, description="options of the openai backend")
+    max_error_rate: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="this generator's own limit on its share of samples without a trace "
+        "[default: generate.max_error_rate]",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -7,6 +7,13 @@ through the same runner (:mod:`prefdelta.generate.runner`), which writes ``trace
 ``generators`` gets one row per generator: family, parameter count, backend, model,
 sampling, and its **capability** — the accuracy of its traces by the exact grader of
 each problem's source.
+
+Samples that still failed after the backend's retries make the stage *incomplete*
+(``Stage.incomplete``): a plain re-run asks for exactly those samples, with the same
+seeds, and the stages after it re-run on the whole ``traces``. A generator whose share
+of failed samples exceeds ``generate.max_error_rate`` fails the stage (exit 2) after
+every generator's rows are written, so the re-run after a fix resumes from them
+(:mod:`prefdelta.generate.health`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import pandas as pd
 from prefdelta.errors import UserError
 from prefdelta.generate import runner as gen_runner
 from prefdelta.generate.config import GeneratorSpec, OpenAIOptions, SamplingSpec
+from prefdelta.generate.health import error_rate_problem, generation_gaps
 from prefdelta.progress import bar, info
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
@@ -39,7 +47,10 @@ def resolve_generator(
     """
     family, params = spec.family, spec.params
     update: dict[str, object] = {}
-    provenance: dict[str, object] = spec.model_dump(mode="json", exclude={"id", "family", "params"})
+    # what decides the texts: not the labels, nor the error limit (a changed limit keeps the traces)
+    provenance: dict[str, object] = spec.model_dump(
+        mode="json", exclude={"id", "family", "params", "max_error_rate"}
+    )
     if spec.backend == "zoo":
         if zoo is None or spec.id not in set(zoo["generator_id"]):
             raise UserError(f"generators: {spec.id!r} is not in the zoo table; run the zoo stage first")
@@ -98,7 +109,8 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     problems = ws.read_table("problems", required_by="generate")
     zoo = ws.read_table("zoo") if ws.has_table("zoo") else None
     rows: list[dict[str, object]] = []
-    for spec in cfg.generators:
+    failing: list[str] = []
+    for i, spec in enumerate(cfg.generators):
         concrete, family, params, provenance = resolve_generator(spec, zoo, ws, ctx.servers, g.batch_size)
         label = ws.relative(str(concrete.model)) if spec.backend == "zoo" else None
         run = make_run(concrete, g.sampling(), {**provenance, "code": ctx.code}, label)
@@ -108,7 +120,19 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 ws, run, problems, flush_every=g.flush_every, progress=advance
             )
         errors = ws.read_table(gen_runner.ERRORS) if ws.has_table(gen_runner.ERRORS) else None
-        n_errors = 0 if errors is None else int((errors["generator_id"] == spec.id).sum())
+        reasons = (
+            pd.Series(dtype="string")
+            if errors is None
+            else errors.loc[errors["generator_id"] == spec.id, "error"]
+        )
+        n_errors = len(reasons)
+        if spec.max_error_rate is None:
+            limit, field = g.max_error_rate, "generate.max_error_rate"
+        else:
+            limit, field = spec.max_error_rate, f"generators.{i}.max_error_rate"
+        problem = error_rate_problem(reasons, len(traces), spec.id, limit, field)
+        if problem is not None:
+            failing.append(problem)
         grades = grade_traces(problems, traces) if len(traces) else []
         capability = sum(x.correct for x in grades) / len(grades) if grades else float("nan")
         rows.append(
@@ -130,8 +154,15 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     for table in (gen_runner.TRACES, gen_runner.ERRORS):  # generators no longer in the spec
         ws.prune_shards(table, [s for s in ws.shards(table) if gen_runner.shard_generator(s) in keep])
     ws.write_table("generators", pd.DataFrame(rows))
+    if failing:  # after every generator's rows are written: the re-run resumes from them
+        raise UserError(" | ".join(failing))
     n = sum(int(r["n_traces"]) for r in rows)
     return StageOutput(["traces", "generators"], [], f"({n} traces)")
+
+
+def incomplete(ws: Workspace, cfg: StudyConfig) -> str | None:
+    """Samples a failed request left without a trace (the stage is then re-run for them), or ``None``."""
+    return generation_gaps(ws)
 
 
 def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
@@ -178,4 +209,5 @@ STAGE = Stage(
     estimate=estimate,
     settings=_settings,
     preflight=preflight,
+    incomplete=incomplete,
 )

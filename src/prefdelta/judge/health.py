@@ -12,14 +12,10 @@ Two questions the judge stage asks of the rows it wrote:
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pandas as pd
 
 from prefdelta.judge.llm import is_transport_error
-
-REASON_CHARS = 100
-"""Reasons are quoted up to this length (an HTML error page or a long reply stays one line)."""
+from prefdelta.study.health import error_share_problem
 
 
 def transport_gaps(judgments: pd.DataFrame) -> str | None:
@@ -37,29 +33,15 @@ def transport_gaps(judgments: pd.DataFrame) -> str | None:
     )
 
 
-def _reason(error: str) -> str:
-    line = " ".join(str(error).split())
-    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"
-
-
 def error_rate_problem(
     judged: pd.DataFrame, judge_id: str, max_rate: float, field: str = "judge.max_error_rate"
 ) -> str | None:
     """Why ``judge_id``'s rows are not good enough (share of errors above ``max_rate``, the
     setting ``field``), or ``None``.
 
-    One line: the judge, the share, and its three most common error reasons with counts.
+    One line: the judge, the share, and its three most common error reasons with counts
+    (:func:`prefdelta.study.health.error_share_problem`).
     """
-    n = len(judged)
-    if n == 0:
-        return None
-    errors = judged["error"].dropna()
-    share = len(errors) / n
-    if share <= max_rate:
-        return None
-    common = Counter(_reason(e) for e in errors).most_common(3)
-    reasons = "; ".join(f"{count}× {reason!r}" for reason, count in common)
-    return (
-        f"judge {judge_id}: {share:.0%} of its {n} judgments are errors ({len(errors)}), above "
-        f"{field} {max_rate:g}; most common: {reasons}"
+    return error_share_problem(
+        judged["error"], len(judged), f"judge {judge_id}", "judgments", max_rate, field
     )
