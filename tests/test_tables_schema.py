@@ -148,11 +148,27 @@ def test_repair_rewrites_drifted_shards_so_any_tool_reads_the_folder(tmp_path):
     pd.testing.assert_frame_equal(ws.read_table("eval_samples"), before)
 
 
-def test_the_next_write_of_a_table_repairs_its_drifted_shards(tmp_path):
+NEW_ROW: list[pd.DataFrame] = []
+
+
+def write_one_shard(ws: Workspace, cfg, ctx):
+    """The body of a stage that adds one shard to ``eval_samples`` (as the eval stage does)."""
+    from prefdelta.study.stage import StageOutput
+
+    ws.write_shard("eval_samples", "d", NEW_ROW[0])
+    return StageOutput(["eval_samples"], [], "")
+
+
+def test_a_stage_repairs_the_drifted_shards_of_its_outputs_before_it_writes(tmp_path):
+    from prefdelta.study.stage import Stage, run_stage
+
     folder = tmp_path / "tables" / "eval_samples"
     ws = drifted_workspace(tmp_path)
-    new = ws.read_table("eval_samples").head(1).assign(problem_id="p9")
-    ws.write_shard("eval_samples", "d", new)
+    (folder / ".d.parquet.tmp-1").write_bytes(b"what a killed writer left")
+    NEW_ROW[:] = [ws.read_table("eval_samples").head(1).assign(problem_id="p9")]
+    stage = Stage("probe", (), ("eval_samples",), (), write_one_shard, "adds a shard")
+    run_stage(ws, stage, spec_from({"name": "probe"}), servers=None, force=True)  # type: ignore[arg-type]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.parquet", "b.parquet", "c.parquet", "d.parquet"]
     for shard in folder.glob("*.parquet"):
         assert pq.read_schema(shard).remove_metadata().equals(TABLES["eval_samples"].schema), shard
     assert len(pd.read_parquet(folder)) == 7

@@ -203,9 +203,12 @@ class Workspace:
     def write_shard(self, table: str, shard: str, df: pd.DataFrame) -> Path:
         """Atomically write one shard of ``table`` with the table's schema.
 
-        Sibling shards whose schema differs (written by an older version, or lacking an
-        extra column this shard brings) are rewritten with it, so the folder stays one
-        table for every reader.
+        When this shard brings a column its siblings lack (a custom rubric's dimension),
+        the siblings are rewritten with it, so the folder stays one table for every reader.
+        Siblings an older version wrote with drifted types are left to
+        :meth:`prepare_output` (run before a stage writes, in its main process) and to
+        :meth:`repair`: rewriting them here could race with a worker process that is
+        deleting one of them.
         """
         data, _ = from_frame(table, df)
         path = self.shard_path(table, shard)
@@ -213,14 +216,17 @@ class Workspace:
         known, checked = self._checked.get(table, (None, set()))
         others = {s: self._schema(self.shard_path(table, s)) for s in names if s not in checked}
         seen = [x for x in others.values() if x is not None] + ([known] if known is not None else [])
+        siblings = effective_schema(table, seen)
         schema = effective_schema(table, [*seen, data.schema])
-        if known is not None and not schema.equals(known):  # a new extra column: every shard needs it
+        widened = bool(names) and not schema.equals(siblings)
+        if widened:
             others = {s: self._schema(self.shard_path(table, s)) for s in names}
             checked = set()
         atomic_write_bytes(path, parquet_bytes(conform(data, table, schema)))
-        for s, found in others.items():
-            if found is not None and not found.equals(schema):
-                self._rewrite(table, s, schema)
+        if widened:
+            for s, found in others.items():
+                if found is not None and not found.equals(schema):
+                    self._rewrite(table, s, schema)
         self._checked[table] = (schema, checked | set(others) | {shard})
         return path
 
@@ -282,6 +288,13 @@ class Workspace:
         if folder.is_dir():
             for p in folder.glob(".*.tmp-*"):
                 p.unlink(missing_ok=True)
+
+    def prepare_output(self, table: str) -> None:
+        """Before a stage writes ``table`` (in its main process, before any worker): remove
+        temporary files a killed writer left, and rewrite the shards an older version wrote
+        with drifted types, so that the stage's new shards join a consistent folder."""
+        self.clean_temp(table)
+        self.repair([table])
 
     def read_table(self, table: str, required_by: str | None = None) -> pd.DataFrame:
         """The union of ``table``'s shards, cast to the table's schema; a clear error when

@@ -144,7 +144,7 @@ def run_stage(
         info(f"{stage.name}: incomplete ({gaps}); re-running for what is missing")
     ws.invalidate(stage.name)  # a body that fails or is killed leaves no "done" record behind
     for table in stage.outputs:
-        ws.clean_temp(table)
+        ws.prepare_output(table)  # temp files of a killed writer, shards of an older version
     start = time.perf_counter()
     out = stage.body(ws, cfg, StageContext(code=code, servers=servers))
     seconds = time.perf_counter() - start
