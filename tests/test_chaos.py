@@ -286,8 +286,8 @@ def test_thirty_percent_faults_on_generation_and_judging_change_nothing(
     of seconds that no fault reaches): the faults touch generation and judging only,
     everything after select is a function of the tables compared here, and the kill -9
     test above covers training and evaluation. Generation recovers within its retries
-    (the script faults three attempts at most, the client makes five): the generate
-    stage has no re-run for gaps, so a generation error would be a lost trace. The judge
+    (the script faults three attempts at most, the client makes five); a generation
+    error left after them would be a gap the next pass fills (tests/test_generate_retry.py). The judge
     retries once, so a request that faults twice is a gap (or, above
     ``judge.max_error_rate``, an exit 2), and the next pass re-runs the judge stage for
     it and then pairs and select on the whole judgments.
