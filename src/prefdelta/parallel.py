@@ -47,7 +47,13 @@ def run_jobs(fn: Callable[[Any], T], jobs: Sequence[Any], workers: int, label: s
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+        from prefdelta import logs
+
+        # a spawned worker starts with logging unconfigured: it gets the CLI's level, if any
+        spawn = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            n, mp_context=spawn, initializer=logs.configure_worker, initargs=(logs.active_level(),)
+        ) as pool:
             futures = {pool.submit(_one_thread, fn, job): i for i, job in enumerate(jobs)}
             results: dict[int, T] = {}
             for future in as_completed(futures):

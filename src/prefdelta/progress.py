@@ -1,12 +1,16 @@
-"""Rich progress bars for long loops, and a console for stage messages.
+"""Rich progress bars for long loops, on the stderr console that log lines share.
 
 Bars opened while another is showing become rows of the same display (rich shows one
 live display at a time): a training run's step bar sits under the stage's bar of runs.
+The CLI's log handler (:mod:`prefdelta.logs`) prints through :data:`console` too, so a
+log line written while a bar is live lands above it. ``--quiet`` turns bars off
+(:func:`set_bars`), their plain end-of-loop lines off a terminal included.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -22,6 +26,17 @@ from rich.progress import (
 
 console = Console(stderr=True)
 _showing: list[Progress] = []
+_bars = [True]
+log = logging.getLogger(__name__)
+
+
+def set_bars(shown: bool) -> None:
+    """Show progress bars (the default) or not (``--quiet``)."""
+    _bars[0] = shown
+
+
+def bars_shown() -> bool:
+    return _bars[0]
 
 
 @contextlib.contextmanager
@@ -38,7 +53,7 @@ def _task(description: str, total: int | None) -> Iterator[tuple[Progress, TaskI
             TextColumn("{task.fields[status]}"),
             console=console,
             transient=False,
-            disable=not console.is_terminal,
+            disable=not (console.is_terminal and _bars[0]),
         )
         progress.start()
         _showing.append(progress)
@@ -60,7 +75,7 @@ def bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar; yields ``advance(n)``. Falls back to plain lines off a terminal."""
     with _task(description, total) as (progress, task):
         yield lambda n=1: progress.advance(task, n)
-    if not console.is_terminal:
+    if not console.is_terminal and _bars[0]:
         console.print(f"{description}: {total}/{total} done")
 
 
@@ -81,9 +96,12 @@ def status_bar(description: str) -> Iterator[Callable[[int, int, str], None]]:
             progress.update(task, completed=completed, total=total, status=status)
 
         yield update
-    if not console.is_terminal and last[0]:
+    if not console.is_terminal and _bars[0] and last[0]:
         console.print(f"{description}: {last[0]}/{last[1]} {last[2]}")
 
 
 def info(message: str) -> None:
-    console.print(message)
+    """An INFO line on the ``prefdelta.progress`` logger; kept for callers written
+    before modules logged through their own ``logging.getLogger(__name__)`` (prefer that:
+    the record then names the module it came from)."""
+    log.info(message)

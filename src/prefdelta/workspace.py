@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -49,6 +50,7 @@ from prefdelta.errors import UserError, disk_error
 from prefdelta.hashing import canonical_json, file_hash, stable_hash
 from prefdelta.tables import ExtraPolicy, conform, effective_schema, from_frame
 
+log = logging.getLogger(__name__)
 ENV_VAR = "PREFDELTA_WORKSPACE"
 
 
@@ -241,7 +243,7 @@ class Workspace:
         converted and written to a temporary file before any is renamed into place.
 
         ``extra="drop"``: columns a table does not declare are left out (a user's file
-        may carry fields no stage reads) and named on stderr; ``"error"``: project code
+        may carry fields no stage reads) and named in a warning; ``"error"``: project code
         writing an undeclared column is a bug, raised as
         :class:`~prefdelta.tables.UndeclaredColumn`.
         """
@@ -249,9 +251,7 @@ class Workspace:
         for table, df in frames.items():
             data, dropped = from_frame(table, df, extra)
             if dropped:
-                from prefdelta.progress import info
-
-                info(f"{table}: columns not kept (no stage reads them): {', '.join(dropped)}")
+                log.warning(f"{table}: columns not kept (no stage reads them): {', '.join(dropped)}")
             converted[table] = conform(data, table, effective_schema(table, [data.schema]))
         staged: list[tuple[Path, Path]] = []
         try:

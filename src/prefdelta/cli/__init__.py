@@ -2,7 +2,11 @@
 
 User errors (bad config, missing table, bad input file) and disk errors (full,
 read-only, not permitted, a path under a regular file) print one line and exit with
-code 2; ``--debug`` shows the traceback instead.
+code 2; ``--debug`` shows the traceback instead. ``--verbose/-v`` and ``--quiet/-q``
+set the log level (:mod:`prefdelta.logs`). Like ``--debug`` they are taken out of the
+command line wherever they stand, so ``prefdelta -q run …`` and ``prefdelta run … -q``
+both work. Results (tables, paths, plans) go to stdout; progress and diagnostics to
+stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 import click
 import typer
 
+from prefdelta import logs
 from prefdelta.cli.common import stage_app
 from prefdelta.cli.models import register as register_models
 from prefdelta.cli.study import register as register_study
@@ -23,7 +28,12 @@ from prefdelta.study.stages import STAGES
 
 app = typer.Typer(
     name="prefdelta",
-    help="What does a preference pair actually teach? Build, judge, select, train and evaluate.",
+    help=(
+        "What does a preference pair actually teach? Build, judge, select, train and evaluate.\n\n"
+        "Anywhere on the command line: --verbose/-v (debug lines), --quiet/-q (warnings and errors "
+        "only, no progress bars), --debug (tracebacks). Log level also from PREFDELTA_LOG_LEVEL "
+        "(debug, info, warning, error). Results go to stdout, progress and messages to stderr."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -58,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PREFDELTA_DEBUG") == "1"
-    args = [a for a in args if a != "--debug"]
+    args, verbose, quiet = logs.split_switches([a for a in args if a != "--debug"])
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
@@ -69,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover
         pass
     try:
-        app(args=args, prog_name="prefdelta", standalone_mode=False)
+        with logs.configured(logs.resolve_level(verbose, quiet)):
+            app(args=args, prog_name="prefdelta", standalone_mode=False)
     except UserError as err:
         if debug:
             raise

@@ -11,6 +11,7 @@ shard, so a killed stage resumes and a new model evaluates only itself.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,11 @@ from prefdelta.errors import UserError
 from prefdelta.evaluate import runner
 from prefdelta.evaluate.models import ModelSpec, checkpoint_hash
 from prefdelta.hashing import stable_hash
-from prefdelta.progress import bar, info
+from prefdelta.progress import bar
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from prefdelta.generate.base import Backend
@@ -223,7 +226,7 @@ def _lm_eval(ws: Workspace, cfg: StudyConfig, t: EvalTarget, entries: list, code
         groups.setdefault(e.n or ec.limit, []).append(e)
     for limit, group in groups.items():
         tasks = [e.lm_eval for e in group]
-        info(f"eval: {t.model_id}: lm-eval {', '.join(tasks)} (limit {limit})")
+        log.info(f"eval: {t.model_id}: lm-eval {', '.join(tasks)} (limit {limit})")
         gen = {"max_gen_toks": ec.max_tokens} if ec.max_tokens else None
         device = "cuda" if _cuda() else "cpu"
         results = lmeval.run(

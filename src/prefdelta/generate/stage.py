@@ -19,6 +19,7 @@ every generator's rows are written, so the re-run after a fix resumes from them
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -27,9 +28,11 @@ from prefdelta.errors import UserError
 from prefdelta.generate import runner as gen_runner
 from prefdelta.generate.config import GeneratorSpec, OpenAIOptions, SamplingSpec
 from prefdelta.generate.health import error_rate_problem, generation_gaps
-from prefdelta.progress import bar, info
+from prefdelta.progress import bar
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from prefdelta.study.servers import ServerPool
@@ -148,7 +151,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 "n_errors": n_errors,
             }
         )
-        info(f"generate: {spec.id}: {len(traces)} traces, {n_errors} errors, capability {capability:.3f}")
+        log.info(f"generate: {spec.id}: {len(traces)} traces, {n_errors} errors, capability {capability:.3f}")
         del run  # free the model before the next generator loads
     keep = {s.id for s in cfg.generators}
     for table in (gen_runner.TRACES, gen_runner.ERRORS):  # generators no longer in the spec

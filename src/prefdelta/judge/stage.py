@@ -21,6 +21,7 @@ so the re-run after a fix resumes from them (:mod:`prefdelta.judge.health`).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -34,9 +35,11 @@ from prefdelta.hashing import stable_hash
 from prefdelta.judge.config import JudgeSpec, LLMJudgeSettings
 from prefdelta.judge.dimensions import DIMENSIONS, share_to_score
 from prefdelta.judge.health import error_rate_problem, transport_gaps
-from prefdelta.progress import bar, info
+from prefdelta.progress import bar
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from prefdelta.study.servers import ServerPool
@@ -200,7 +203,7 @@ def judge_llm(
         backend = ctx.backend or make_backend(settings, ctx.servers, ctx.field)
         judge = llm.LLMJudge(backend, rub, spec.judge_id, cache, options)
         judged = judge.score(items)
-        info(
+        log.info(
             f"judge: {spec.judge_id}: {judge.requests_sent} requests sent, {cache.hits} cached replies reused"
         )
     finally:

@@ -7,15 +7,17 @@ with in ``<workspace>/spec.yaml``; stage commands given no spec use that one.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
-from prefdelta.progress import info
 from prefdelta.study.servers import ServerPool
 from prefdelta.study.spec import SPEC_FILE, StudyConfig, dump_spec
 from prefdelta.study.stage import Stage, StageResult, run_stage
 from prefdelta.study.stages import STAGES
 from prefdelta.workspace import Workspace, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 
 def _prepare(ws: Workspace, cfg: StudyConfig, record: bool) -> ServerPool:
@@ -47,7 +49,7 @@ def run_study(
     with _prepare(ws, cfg, record) as servers:
         results = [run_stage(ws, s, cfg, servers, force=force) for s in stages]
     if len(stages) > 1:
-        info(f"study '{cfg.name}' finished in {time.perf_counter() - start:.0f}s")
+        log.info(f"study '{cfg.name}' finished in {time.perf_counter() - start:.0f}s")
     return results
 
 

@@ -17,6 +17,7 @@ the study (or the stage command) ends. Its output goes to ``<workspace>/logs/ser
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -31,7 +32,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefdelta.errors import UserError
-from prefdelta.progress import info
+
+log = logging.getLogger(__name__)
 
 
 class ServerSpec(BaseModel):
@@ -92,7 +94,7 @@ class _Running:
         if spec.threads:
             env["OMP_NUM_THREADS"] = str(spec.threads)
         cmd = command(spec, self.port)
-        info(f"server {name}: starting {' '.join(cmd[1:3])} on port {self.port}")
+        log.info(f"server {name}: starting {' '.join(cmd[1:3])} on port {self.port}")
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -17,15 +17,17 @@ stage is skipped. An incomplete stage re-runs with the same key; its body fills 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prefdelta.progress import info
 from prefdelta.study.codehash import code_version
 from prefdelta.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from prefdelta.study.servers import ServerPool
@@ -136,12 +138,15 @@ def run_stage(
     """Run ``stage`` unless it is up to date; record its key and timing in the workspace."""
     code = stage.code()
     key = stage.key(ws, cfg, code)
+    if log.isEnabledFor(logging.DEBUG):  # why a stage re-ran or was skipped, for -v
+        recorded = (ws.stage_record(stage.name) or {}).get("key") or "nothing (no finished run)"
+        log.debug(f"{stage.name}: cache key {key}; last finished with {recorded}")
     if not force and ws.is_fresh(stage.name, key):
         gaps = stage.gaps(ws, cfg)
         if gaps is None:
-            info(f"[dim]{stage.name}: up to date, skipped[/dim]")
+            log.info(f"{stage.name}: up to date, skipped", extra={"style": "dim"})
             return StageResult(stage.name, True, 0.0)
-        info(f"{stage.name}: incomplete ({gaps}); re-running for what is missing")
+        log.info(f"{stage.name}: incomplete ({gaps}); re-running for what is missing")
     ws.invalidate(stage.name)  # a body that fails or is killed leaves no "done" record behind
     for table in stage.outputs:
         ws.prepare_output(table)  # temp files of a killed writer, shards of an older version
@@ -149,5 +154,5 @@ def run_stage(
     out = stage.body(ws, cfg, StageContext(code=code, servers=servers))
     seconds = time.perf_counter() - start
     ws.mark_done(stage.name, key, tables=out.tables, paths=out.paths, seconds=seconds)
-    info(f"{stage.name}: done in {seconds:.1f}s {out.detail}")
+    log.info(f"{stage.name}: done in {seconds:.1f}s {out.detail}")
     return StageResult(stage.name, False, seconds, out.detail)
