@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,12 +27,13 @@ import pandas as pd
 
 from prefdelta.errors import UserError
 from prefdelta.hashing import stable_hash
-from prefdelta.progress import info
 from prefdelta.select import strategies as select_mod
 from prefdelta.study.stage import Estimate, Stage, StageContext, StageOutput
 from prefdelta.train.adapters import relocatable_adapter
 from prefdelta.train.config import LauncherConfig, TrainHyper
 from prefdelta.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from prefdelta.study.spec import StudyConfig
@@ -316,7 +318,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     planned, jobs = plan_jobs(ws, cfg, student, ctx.code)
     if tc.launcher.kind == "accelerate":
         for job in jobs:
-            info(f"train: {Path(job['run_dir']).name}: accelerate launch ({tc.launcher.config})")
+            log.info(f"train: {Path(job['run_dir']).name}: accelerate launch ({tc.launcher.config})")
             launch_accelerate(
                 tc.launcher, job["model"], job["prompts"], job["chosen"], job["rejected"],
                 TrainHyper.model_validate_json(job["hp"]), Path(job["run_dir"]), Path(job["ref_cache"]),
