@@ -10,7 +10,6 @@ log line written while a bar is live lands above it. ``--quiet`` turns bars off
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -27,7 +26,6 @@ from rich.progress import (
 console = Console(stderr=True)
 _showing: list[Progress] = []
 _bars = [True]
-log = logging.getLogger(__name__)
 
 
 def set_bars(shown: bool) -> None:
@@ -36,6 +34,7 @@ def set_bars(shown: bool) -> None:
 
 
 def bars_shown() -> bool:
+    """Whether bars are on (the CLI restores this when it returns)."""
     return _bars[0]
 
 
@@ -98,10 +97,3 @@ def status_bar(description: str) -> Iterator[Callable[[int, int, str], None]]:
         yield update
     if not console.is_terminal and _bars[0] and last[0]:
         console.print(f"{description}: {last[0]}/{last[1]} {last[2]}")
-
-
-def info(message: str) -> None:
-    """An INFO line on the ``prefdelta.progress`` logger; kept for callers written
-    before modules logged through their own ``logging.getLogger(__name__)`` (prefer that:
-    the record then names the module it came from)."""
-    log.info(message)
