@@ -16,11 +16,15 @@ Tables (pandas frames; the report renders them, tests assert on them):
   and per key the smallest fraction reaching 95% of the full-data gain;
 - :func:`regression_table` — which dimension's delta predicts a cell's gain;
 - :func:`contrast_table` — top vs random / all, outcome vs process, quadrants, DPO vs KTO;
+- :func:`budget_table` / :func:`budget_contrasts` — gain against pair-updates per strategy
+  (static top / random / all and dynamic selection), and dynamic against each static one
+  at the same budget;
 - :func:`verdicts` — one line per reference finding: reproduced, not reproduced, inconclusive.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -260,6 +264,57 @@ def regression_table(
     b = np.array(boots)
     return pd.DataFrame({"predictor": keys, "coef": coef, "lo": np.quantile(b, 0.025, axis=0),
                          "hi": np.quantile(b, 0.975, axis=0), "cells": len(grid)})  # fmt: skip
+
+
+# ---- budgets: dynamic selection against static ones at equal pair-updates ---------------------------------
+def budget_table(cells: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Gain against pair-updates per strategy: one row per cell with its budget (the runs'
+    ``pair_updates``) and a curve label — ``dynamic <fraction> <key>`` for a dynamic
+    variant, else the static strategy (``top 0.3 aggregate``, ``random 0.3``, ``all``).
+    Empty unless the study trained a dynamic run (``train.dynamic``)."""
+    if "pair_updates" not in runs or "hyper" not in runs:
+        return pd.DataFrame()
+    dyn = runs["hyper"].map(lambda h: json.loads(h).get("dynamic"))
+    if dyn.isna().all():
+        return pd.DataFrame()
+    runs = runs.assign(dynamic=dyn)
+    rows = []
+    for (variant, strategy), g in runs.groupby(["variant", "strategy"], sort=False):
+        cell = cells[cells["cell"] == cell_id(variant, strategy)]
+        if cell.empty:
+            continue
+        c = cell.iloc[0]
+        d = g["dynamic"].iloc[0]
+        if d is not None:
+            curve = f"dynamic {d['fraction']:g} {d['key']}"
+        elif c["kind"] in ("top", "bottom", "random") and np.isfinite(c["fraction"]):
+            curve = f"{c['kind']} {c['fraction']:g}" + (f" {c['key']}" if c["kind"] != "random" else "")
+        else:
+            curve = str(c["kind"])
+        rows.append({"curve": curve, "design": c["design"], "algorithm": c["algorithm"], "variant": variant,
+                     "strategy": strategy, "cell": c["cell"], "pair_updates": int(g["pair_updates"].iloc[0]),
+                     "seeds": len(g), **{f"gain_{s}{e}": c[f"gain_{s}{e}"] for s in DOMAINS
+                                           for e in ("", "_lo", "_hi")}})  # fmt: skip
+    out = pd.DataFrame(rows)
+    return out.sort_values(["algorithm", "curve", "pair_updates"]).reset_index(drop=True) if len(out) else out
+
+
+def budget_contrasts(gains: Gains, budget: pd.DataFrame) -> pd.DataFrame:
+    """Dynamic minus each static curve at the same pair-updates and algorithm, paired."""
+    rows = []
+    if budget.empty:
+        return pd.DataFrame(rows)
+    for (algorithm, updates), g in budget.groupby(["algorithm", "pair_updates"], sort=True):
+        for d in g[g["curve"].str.startswith("dynamic")].itertuples():
+            for s in g[~g["curve"].str.startswith("dynamic")].itertuples():
+                row: dict[str, object] = {"contrast": f"{d.curve} − {s.curve}", "algorithm": algorithm,
+                                          "pair_updates": updates}  # fmt: skip
+                for scope in DOMAINS:
+                    row[scope], row[f"{scope}_lo"], row[f"{scope}_hi"] = _stat(
+                        gains, lambda y: y[1] - y[0], [s.cell, d.cell], scope
+                    )
+                rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ---- contrasts and verdicts ---------------------------------------------------------------------------

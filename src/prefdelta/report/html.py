@@ -62,6 +62,19 @@ def table(df: pd.DataFrame | None, points: tuple[str, ...] = (), digits: int = 3
                          border=0, na_rep="–", escape=True)  # fmt: skip
 
 
+def budget_html(figure: Path | None, budget: pd.DataFrame, contrasts: pd.DataFrame) -> str:
+    """The dynamic-selection section: the curves, their table and the equal-budget contrasts."""
+    return (
+        '<p class="note">Each point is one strategy trained for a budget of pair-updates (pairs per epoch × '
+        "epochs), seeds pooled; dynamic selection re-ranks its pool every round by delta × (1 − σ(margin)) "
+        "(docs/training.md).</p>"
+        + image(figure, "gain against pair-updates")
+        + table(budget.drop(columns=["cell"]), ("gain_",))
+        + "<p>Dynamic minus each static strategy at the same budget (paired):</p>"
+        + table(contrasts, ("in", "out"))
+    )
+
+
 def verdict_html(verdicts: pd.DataFrame) -> str:
     if verdicts.empty:
         return '<p class="note">No reference finding could be tested with the cells this study trained.</p>'

@@ -371,3 +371,40 @@ def _training_section(
             "",
         ]
     return out
+
+
+def budget_markdown(budget: pd.DataFrame, contrasts: pd.DataFrame) -> str:
+    """Accuracy vs pair-updates per strategy (dynamic and static) and dynamic minus each
+    static strategy at equal budget, as measured, with paired 95% intervals."""
+
+    def ci(p: float, lo: float, hi: float) -> str:
+        return f"{100 * p:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" if p == p else "–"
+
+    rows = [
+        [r.algorithm, r.curve, str(r.pair_updates), str(r.seeds), ci(r.gain_in, r.gain_in_lo, r.gain_in_hi),
+         ci(r.gain_out, r.gain_out_lo, r.gain_out_hi)]
+        for r in budget.itertuples()
+    ]  # fmt: skip
+    out = [
+        "",
+        "## Dynamic selection: accuracy vs pair-updates",
+        "",
+        "Gain over the student in points, seeds pooled per problem, paired-bootstrap 95% intervals; "
+        "every strategy at the same budgets of pair-updates (pairs per epoch × epochs).",
+        "",
+        _table(["algorithm", "strategy", "pair-updates", "seeds", "Δ in-domain", "Δ out-of-domain"], rows),
+        "",
+    ]
+    if len(contrasts):
+        crow = [
+            [str(c["algorithm"]), str(c["contrast"]), str(c["pair_updates"]), ci(c["in"], c["in_lo"], c["in_hi"]),
+             ci(c["out"], c["out_lo"], c["out_hi"])]
+            for c in contrasts.to_dict("records")
+        ]  # fmt: skip
+        out += [
+            "At equal budget (paired):",
+            "",
+            _table(["algorithm", "contrast", "pair-updates", "in-domain", "out-of-domain"], crow),
+            "",
+        ]
+    return "\n".join(out)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prefdelta.report.analysis import DOMAINS
+
 COLORS = {"in": "tab:blue", "out": "tab:orange"}
 KIND_COLORS = {"top": "tab:green", "random": "tab:gray", "bottom": "tab:red"}
 
@@ -153,5 +155,29 @@ def plot_training_curves(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], p
     for ax, t in zip(axes, ("loss", "reward margin", "log p chosen (green) / rejected (red)"), strict=True):
         ax.set_title(t, fontsize=9)
         ax.set_xlabel("step")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_budget(budget: pd.DataFrame, path: Path) -> Path | None:
+    """Gain against pair-updates, one curve per strategy (dynamic and static), in- and
+    out-of-domain panels per algorithm, with 95% intervals."""
+    if budget.empty:
+        return None
+    algorithms = list(dict.fromkeys(budget["algorithm"]))
+    plt = _plt()
+    fig, axes = plt.subplots(len(algorithms), 2, figsize=(10, 3.4 * len(algorithms)), squeeze=False)
+    for row, algorithm in zip(axes, algorithms, strict=True):
+        sub = budget[budget["algorithm"] == algorithm]
+        for ax, scope in zip(row, DOMAINS, strict=True):
+            for curve, g in sub.groupby("curve", sort=False):
+                g = g.sort_values("pair_updates")
+                ax.errorbar(g["pair_updates"], 100 * g[f"gain_{scope}"], yerr=100 * _err(g, f"gain_{scope}"),
+                            fmt="o-" if str(curve).startswith("dynamic") else "s--", capsize=3, label=curve)  # fmt: skip
+            ax.axhline(0, color="k", lw=0.8)
+            ax.set_xlabel("pair-updates (pairs per epoch × epochs)")
+            ax.set_ylabel(f"{scope}-domain gain (points)")
+            ax.set_title(f"{algorithm}: {scope}-domain", fontsize=9)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)

@@ -94,7 +94,10 @@ def build(ws: Workspace, cfg: StudyConfig) -> dict[str, object]:
         cells = analysis.cell_table(gains, runs, t["selections"], t["pairs"], suites)
         contrasts = analysis.contrast_table(gains, cells)
         slopes = analysis.slope_table(gains, cells)
+        budget = analysis.budget_table(cells, runs)
         out.update(
+            budget=budget,
+            budget_contrasts=analysis.budget_contrasts(gains, budget),
             cells=cells,
             slopes=slopes,
             grid=analysis.grid_table(cells),
@@ -128,6 +131,8 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         "regression",
         "contrasts",
         "verdicts",
+        "budget",
+        "budget_contrasts",
         "generator_table",
         "audit",
     ):
@@ -161,6 +166,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         else None,
         "deltas": plot_histograms(tables["pairs"], fig / "deltas.png") if len(tables["pairs"]) else None,
         "curves": plots.plot_training_curves(tables["runs"], metrics, fig / "training_curves.png"),
+        "budget": plots.plot_budget(r["budget"], fig / "budget.png") if cells is not None else None,  # type: ignore[arg-type]
     }
     stage_seconds = {}
     for st in ("problems", "zoo", "generate", "judge", "pairs", "select", "train", "eval"):
@@ -185,6 +191,9 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
          + page.table(r.get("fractions"), ("full_gain",))  # type: ignore[arg-type]
          + "<p>Which delta predicts a cell's in-domain gain (standardised OLS coefficients):</p>"
          + page.table(r.get("regression"))),  # type: ignore[arg-type]
+        *([("Dynamic selection: accuracy vs pair-updates", page.budget_html(
+            figures["budget"], r["budget"], r["budget_contrasts"]))]  # type: ignore[arg-type]
+          if isinstance(r.get("budget"), pd.DataFrame) and len(r["budget"]) else []),  # type: ignore[arg-type]
         ("Contrasts", page.image(figures["selection"], "top vs controls") + page.image(figures["outcome"], "outcome vs process")
          + page.image(figures["algorithms"], "KTO vs DPO") + page.table(contrasts, ("in", "out"))),  # type: ignore[arg-type]
         ("Pairs", page.image(figures["deltas"], "delta distributions")),
@@ -203,6 +212,8 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
             f"- **{v.finding}** ({v.variant}): {v.verdict} — {v.numbers}" for v in r["verdicts"].itertuples()
         ]  # type: ignore[union-attr]
         text += "\n## Reference findings\n\n" + "\n".join(lines) + "\n"
+    if isinstance(r.get("budget"), pd.DataFrame) and len(r["budget"]):  # type: ignore[arg-type]
+        text += markdown.budget_markdown(r["budget"], r["budget_contrasts"])  # type: ignore[arg-type]
     md_path = out_dir / "summary.md"
     atomic_write_text(md_path, text)
     return StageOutput([], [html_path, md_path], f"→ {html_path}")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefdelta.pairs.config import SELECT_KEYS
 from prefdelta.train.losses import get_loss, loss_names  # torch-free: names and declarations
 
 
@@ -35,6 +36,48 @@ class LoraConfig(_Strict):
     merge: bool = Field(
         True, description="save final/ with the adapter merged (a plain model); false keeps the adapter"
     )
+
+
+class DynamicConfig(_Strict):
+    """Dynamic delta selection: the run's selection is a *pool*; every round the pool is
+    re-ranked by ``delta · (1 − σ(margin))^margin_weight`` (docs/training.md, "Dynamic
+    delta selection") and the top ``fraction`` is trained on for ``every_epochs`` passes.
+    Pairs the policy already separates lose priority; high-delta pairs it still gets
+    wrong gain it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fraction: float = Field(
+        0.3, gt=0.0, le=1.0, description="share of the pool trained on per round, 0.1-0.5 (ceil, at least 1)"
+    )
+    key: str = Field(
+        "aggregate",
+        description="the judged delta that ranks pairs (delta_<key> of the pairs table): a dimension, "
+        "outcome or aggregate",
+    )
+    every_epochs: int = Field(
+        1, ge=1, le=100, description="passes over a round's pairs before the pool is re-ranked, 1-2"
+    )
+    margin_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=10.0,
+        description="exponent of the policy's error weight 1 − σ(margin), 0-2: 0 ranks by delta alone "
+        "(static top-k), 1 weighs each delta by DPO's own per-pair gradient weight",
+    )
+    pool: str = Field(
+        "all",
+        description="the selections (a train.selections name: all, grid, a strategy …) a dynamic variant "
+        "trains on; it is skipped on the others",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _known_key(cls, key: str) -> str:
+        if key not in SELECT_KEYS or key == "generator_gap":
+            names = ", ".join(k for k in SELECT_KEYS if k != "generator_gap")
+            raise ValueError(f"unknown delta key {key!r}; expected one of {names}")
+        return key
 
 
 class StudentConfig(_Strict):
@@ -105,6 +148,18 @@ class Hyper(_Strict):
     save_steps: int = Field(
         0, ge=0, description="checkpoint every N steps (resumable after a kill); 0 = never"
     )
+    pair_updates: int | None = Field(
+        None,
+        ge=1,
+        description="the run's budget in pair-updates (pairs trained per epoch x epochs): train this many "
+        "and stop, the last epoch cut short; replaces epochs, so selections of any size get an equal "
+        "budget (null: epochs x pairs)",
+    )
+    dynamic: DynamicConfig | None = Field(
+        None,
+        description="re-select the top fraction of the pool every round by delta and the policy's "
+        "margin, e.g. {fraction: 0.3, key: aggregate}; null = a static selection",
+    )
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
         default_factory=list,
         description="experiment trackers fed through accelerate (TRL's field): tensorboard (<run>/tb), "
@@ -126,6 +181,11 @@ class Hyper(_Strict):
 
     def model_post_init(self, __context: object) -> None:
         get_loss(self.algorithm).check(self)
+        if self.dynamic is not None and self.save_steps:
+            raise ValueError(
+                "dynamic: a dynamic run cannot resume from a checkpoint yet (its rounds depend on the "
+                "weights at each round's start); set save_steps: 0"
+            )
 
     @property
     def loss_type(self) -> str:

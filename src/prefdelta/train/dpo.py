@@ -42,14 +42,16 @@ def train_on_texts(
     out_dir: Path,
     on_step: StepCallback | None = None,
     ref_cache_root: Path | None = None,
+    deltas: Sequence[float] | None = None,
 ) -> tuple[dict[str, float], TruncationReport]:
     """Encode the pairs, train, and return the last metrics and the truncation report
     (also written to ``out_dir/truncation.json`` by the main process). ``on_step(step,
-    total, metrics)`` follows the run (:func:`step_progress` shows it)."""
+    total, metrics)`` follows the run (:func:`step_progress` shows it). ``deltas`` (one per
+    pair) rank the pool of a dynamic run (``hp.dynamic``)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    pairs, _, report = encode_pairs(tokenizer, prompts, chosen, rejected, max_length=hp.max_length)
+    pairs, kept, report = encode_pairs(tokenizer, prompts, chosen, rejected, max_length=hp.max_length)
     last = train_preference(
         model_path,
         pairs,
@@ -57,6 +59,7 @@ def train_on_texts(
         Path(out_dir),
         ref_cache_root=ref_cache_root,
         on_step=on_step,
+        deltas=None if deltas is None else [deltas[i] for i in kept],
     )
     if last.get("is_main_process", 1.0):
         record = {"truncated": len(report.truncated), "dropped": len(report.dropped)}

@@ -185,7 +185,7 @@ def train_job(job: dict) -> None:
         train_on_texts(
             job["model"], job["prompts"], job["chosen"], job["rejected"],
             TrainHyper.model_validate_json(job["hp"]), run_dir, on_step=on_step,
-            ref_cache_root=Path(job["ref_cache"]),
+            ref_cache_root=Path(job["ref_cache"]), deltas=job.get("deltas"),
         )  # fmt: skip
 
 
@@ -238,6 +238,7 @@ def run_row(
         "selection_id": run.selection_id,
         "strategy": run.strategy,
         "n_pairs": run.n_pairs,
+        "pair_updates": int(last.get("pair_updates", run.n_pairs * hp.epochs)),
         "hyper": hp.model_dump_json(),
         "seed": hp.seed,
         "lora": hp.lora.r > 0,
@@ -252,6 +253,32 @@ def run_row(
         "onpolicy_chosen": trunc.get("logp_per_token_chosen", float("nan")),
         "onpolicy_rejected": trunc.get("logp_per_token_rejected", float("nan")),
     }
+
+
+def pool_deltas(pool: pd.DataFrame, run: PlannedRun) -> list[float]:
+    """The judged delta of ``train.dynamic.key`` of each pair of a dynamic run's pool."""
+    assert run.hp.dynamic is not None
+    col = select_mod.key_column(pool, run.hp.dynamic.key)
+    missing = pool[col].isna()
+    if missing.any():
+        raise UserError(
+            f"train.variants.{run.variant}.dynamic.key: {int(missing.sum())} of the {len(pool)} pairs of "
+            f"selection {run.selection_id} have no {col} (e.g. {pool.index[missing][0]}); choose a key every pair has"
+        )
+    return [float(v) for v in pool[col]]
+
+
+def check_launcher(cfg: StudyConfig) -> None:
+    """Dynamic runs decide their rounds in the trainer's process, with the pool's deltas:
+    the in-process launcher only (``python -m prefdelta.train.launch`` reads no deltas)."""
+    if cfg.train.launcher.kind == "in_process":
+        return
+    for name, hyper in cfg.train.hyper_sets().items():
+        if hyper.dynamic is not None:
+            raise UserError(
+                f"train.variants.{name}.dynamic: dynamic selection runs with train.launcher.kind: in_process only "
+                f"(got {cfg.train.launcher.kind})"
+            )
 
 
 def plan_jobs(
@@ -281,12 +308,20 @@ def plan_jobs(
             selection_id = ids["selection_id"].iloc[0]
             chosen_pairs = pairs.loc[ids["pair_id"]]
             for variant, hyper in hyper_sets.items():
+                if hyper.dynamic is not None and not select_mod.matches(strategy, hyper.dynamic.pool):
+                    continue  # a dynamic variant trains on its pool only
                 for seed in tc.seeds:
                     hp = tc.run_hyper(hyper, seed, cfg.student.lora)
                     planned.append(
                         plan_run(ws, cfg, student[2], variant, hp, selection_id, strategy, chosen_pairs, code)
                     )
     planned = list({r.run_id: r for r in planned}.values())  # a cell named twice is one run
+    for variant, hyper in hyper_sets.items():
+        if hyper.dynamic is not None and not any(r.variant == variant for r in planned):
+            raise UserError(
+                f"train.variants.{variant}.dynamic.pool: {hyper.dynamic.pool!r} names none of the selections "
+                f"train.selections trains on ({', '.join(sorted({r.strategy for r in planned})[:12])})"
+            )
     jobs = []
     for run in planned:
         run_dir = ws.runs_dir / run.run_id
@@ -300,6 +335,7 @@ def plan_jobs(
                 "chosen": traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist(),
                 "rejected": traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist(),
                 "hp": run.hp.model_dump_json(),
+                "deltas": pool_deltas(chosen_pairs, run) if run.hp.dynamic is not None else None,
                 "run_dir": str(run_dir),
                 "ref_cache": str(ws.cache_dir / "refcache"),
             }
@@ -315,6 +351,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         )
         return StageOutput(["runs"], [], "(no student in the spec: nothing to train)")
     student = resolve_student(ws, cfg)
+    check_launcher(cfg)
     planned, jobs = plan_jobs(ws, cfg, student, ctx.code)
     if tc.launcher.kind == "accelerate":
         for job in jobs:
@@ -342,8 +379,11 @@ def estimate(ws: Workspace, cfg: StudyConfig) -> Estimate:
     tc = cfg.train
     have = list(dict.fromkeys(ws.read_table("selections")["strategy"])) if ws.has_table("selections") else []
     strategies = have or planned_strategies(cfg)
-    n_sel = len({s for s in strategies for name in tc.selections if select_mod.matches(s, name)})
-    runs = n_sel * len(tc.hyper_sets()) * len(tc.seeds)
+    trained = {s for s in strategies for name in tc.selections if select_mod.matches(s, name)}
+    runs = len(tc.seeds) * sum(
+        sum(1 for s in trained if h.dynamic is None or select_mod.matches(s, h.dynamic.pool))
+        for h in tc.hyper_sets().values()
+    )
     return Estimate({"training runs": runs}, f"{tc.launcher.kind}; student {cfg.student.model}")
 
 
@@ -360,6 +400,7 @@ def preflight(ws: Workspace, cfg: StudyConfig) -> None:
             raise UserError(f"student.model: cannot load {cfg.student.model!r} ({first})") from None
     if cfg.train.launcher.kind == "accelerate":
         accelerate_config(cfg.train.launcher)
+    check_launcher(cfg)
     from prefdelta.train.tracking import check_trackers
 
     for hyper in cfg.train.hyper_sets().values():

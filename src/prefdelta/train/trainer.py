@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from prefdelta.train.batching import plan_batches
 from prefdelta.train.checkpoint import load_policy, recover_checkpoint, restore_optimizer, save_checkpoint
 from prefdelta.train.config import TrainHyper
+from prefdelta.train.dynamic import DynamicRounds, budget_batches
 from prefdelta.train.logprobs import EncodedPair
 from prefdelta.train.losses import get_loss
 from prefdelta.train.metrics import MetricsLog, StepCallback, StepSums
@@ -44,6 +44,7 @@ def train_preference(
     out_dir: Path,
     ref_cache_root: Path | None = None,
     on_step: StepCallback | None = None,
+    deltas: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Train the model in ``model_path`` with the loss ``hp.algorithm`` on ``pairs``; save
     ``out_dir/final``.
@@ -53,6 +54,10 @@ def train_preference(
     ``out_dir/metrics.jsonl`` (one line per optimizer step) and the trackers of
     ``hp.report_to``; ``on_step(step, total, metrics)`` is called on the main process after
     each step. Returns the last step's metrics (with ``tokens_per_s`` and ``ref_seconds``).
+
+    With ``hp.dynamic``, ``pairs`` is the pool and ``deltas`` its judged deltas: every
+    round re-selects the pairs to train on (:mod:`.dynamic`); step lines then carry the
+    round's ``round``, ``round_pairs``, ``round_mean_delta`` and ``round_mean_margin``.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -73,8 +78,14 @@ def train_preference(
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batches = plan_batches(len(pairs), hp.batch_size, hp.epochs, hp.seed)
-    total_steps = math.ceil(len(batches) / hp.grad_accum)
+    rounds = None
+    if hp.dynamic is not None:
+        if deltas is None:
+            raise ValueError("a dynamic run needs the pool's deltas")
+        rounds = DynamicRounds(pairs, deltas, hp, out_dir, accelerator.is_main_process)
+    batches = budget_batches(len(pairs), hp) if rounds is None else []  # dynamic: decided per round
+    n_batches = len(batches) if rounds is None else rounds.total_batches
+    total_steps = math.ceil(n_batches / hp.grad_accum)
 
     t0 = time.perf_counter()
     cache = prepare_reference(
@@ -97,9 +108,16 @@ def train_preference(
     objective = BatchObjective(accelerator, model, loss, pairs, cache, hp, pad)
     log = MetricsLog(accelerator, out_dir, hp, resume_step, on_step)
 
-    started, tokens, last = time.perf_counter(), 0, {}
+    started, tokens, last, round_stats = time.perf_counter(), 0, {}, {}
+    updates = sum(len(b) for b in batches[: resume_step * hp.grad_accum])
     try:
         for step in range(resume_step, total_steps):
+            while rounds is not None and rounds.remaining() and len(batches) < (step + 1) * hp.grad_accum:
+                decided = rounds.decide(
+                    accelerator, accelerator.unwrap_model(model), loss, cache, step, model_path, pad
+                )
+                batches += decided.batches
+                round_stats = decided.stats
             group = batches[step * hp.grad_accum : (step + 1) * hp.grad_accum]
             sums = StepSums()
             for a, batch in enumerate(group):
@@ -107,6 +125,7 @@ def train_preference(
                 tokens += sum(
                     len(pairs[i].prompt) + len(pairs[i].chosen) + len(pairs[i].rejected) for i in batch
                 )
+                updates += len(batch)
             sums.kl /= len(group)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
             opt.step()
@@ -117,7 +136,9 @@ def train_preference(
                 "epoch": (step * hp.grad_accum * hp.batch_size) / len(pairs),
                 "lr": sched.get_last_lr()[0],
                 "grad_norm": float(grad_norm),
+                "pair_updates": updates,
                 **sums.all_reduce(accelerator).means(len(group), with_kl=loss.mismatched),
+                **round_stats,
             }
             log.write(step + 1, total_steps, last)
             if hp.save_steps and (step + 1) % hp.save_steps == 0 and step + 1 < total_steps:
