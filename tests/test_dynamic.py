@@ -337,3 +337,12 @@ def test_a_tiny_study_with_a_dynamic_variant_trains_and_reports_it(tmp_path):
     summary = (ws.reports_dir / "summary.md").read_text()
     assert "## Dynamic selection: accuracy vs pair-updates" in summary
     assert "Dynamic selection: accuracy vs pair-updates" in (ws.reports_dir / "report.html").read_text()
+
+
+def test_the_pairs_file_entry_point_refuses_a_dynamic_run(tmp_path):
+    from prefdelta.train.launch import parse_hyper, run
+
+    hyper = parse_hyper('{"dynamic": {"fraction": 0.3}}')
+    with pytest.raises(UserError, match="--hyper: dynamic selection needs each pair's delta"):
+        run(tmp_path / "model", tmp_path / "pairs.jsonl", tmp_path / "out", hyper, None)
+    assert not (tmp_path / "out").exists()

@@ -61,6 +61,11 @@ def parse_hyper(text: str) -> TrainHyper:
 def run(model: Path, pairs: Path, out: Path, hyper: TrainHyper, ref_cache: Path | None) -> dict[str, float]:
     from prefdelta.train.dpo import train_on_texts
 
+    if hyper.dynamic is not None:
+        raise UserError(
+            "--hyper: dynamic selection needs each pair's delta, which a pairs file does not carry; "
+            "train it in a study (train.launcher.kind: in_process)"
+        )
     prompts, chosen, rejected = read_pairs(pairs)
     last, report = train_on_texts(model, prompts, chosen, rejected, hyper, out, ref_cache_root=ref_cache)
     return {**last, "truncated": float(len(report.truncated)), "dropped": float(len(report.dropped))}
