@@ -346,3 +346,43 @@ def test_the_pairs_file_entry_point_refuses_a_dynamic_run(tmp_path):
     with pytest.raises(UserError, match="--hyper: dynamic selection needs each pair's delta"):
         run(tmp_path / "model", tmp_path / "pairs.jsonl", tmp_path / "out", hyper, None)
     assert not (tmp_path / "out").exists()
+
+
+def _planned_workspace(tmp_path, aggregate: list[float]):
+    """A workspace holding just what the train stage plans from: selections, pairs,
+    traces and problems of three pairs (plain and ``top``)."""
+    from prefdelta.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    ids = ["pa", "pb", "pc"]
+    pairs = pd.DataFrame({"pair_id": ids, "problem_id": ["q0", "q1", "q2"], "chosen_trace_id": ["c0", "c1", "c2"],
+                          "rejected_trace_id": ["r0", "r1", "r2"], "delta_aggregate": aggregate})  # fmt: skip
+    sel = pd.DataFrame({"selection_id": ["s-all"] * 3 + ["s-top"], "strategy": ["all"] * 3 + ["top"],
+                        "pair_id": [*ids, "pa"]})  # fmt: skip
+    ws.write_table("pairs", pairs)
+    ws.write_table("selections", sel)
+    ws.write_table("traces", pd.DataFrame({"trace_id": ["c0", "c1", "c2", "r0", "r1", "r2"], "text": "x"}))
+    ws.write_table(
+        "problems", pd.DataFrame({"problem_id": ["q0", "q1", "q2"], "prompt": "p", "source": "arith"})
+    )
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("train", "aggregate", "message"),
+    [
+        ({"variants": {"dyn": {"dynamic": {"pool": "bottom"}}}}, [1.0, 2.0, 3.0],
+         r"train\.variants\.dyn\.dynamic\.pool: 'bottom' names none of the selections"),
+        ({"dynamic": {"key": "aggregate"}, "selections": ["all"]}, [1.0, None, 3.0],
+         r"train\.dynamic\.key: 1 of the 3 pairs of selection s-all have no delta_aggregate \(e\.g\. pb\)"),
+    ],
+)  # fmt: skip
+def test_a_pool_that_cannot_be_ranked_is_a_user_error(tmp_path, train, aggregate, message):
+    from conftest import spec_from, template_data
+    from prefdelta.train.stage import plan_jobs
+
+    data = template_data("demo")
+    data["train"] = {**data["train"], "selections": ["top", "all"], "variants": {}, **train}
+    ws = _planned_workspace(tmp_path, aggregate)
+    with pytest.raises(UserError, match=message):
+        plan_jobs(ws, spec_from(data), ("student", str(tmp_path / "no-model"), "key"), "code")

@@ -255,14 +255,19 @@ def run_row(
     }
 
 
-def pool_deltas(pool: pd.DataFrame, run: PlannedRun) -> list[float]:
+def dynamic_field(cfg: StudyConfig, variant: str) -> str:
+    """Where a run's ``dynamic`` is set in the spec: a variant's, else the section's."""
+    return f"train.variants.{variant}.dynamic" if variant in cfg.train.variants else "train.dynamic"
+
+
+def pool_deltas(pool: pd.DataFrame, run: PlannedRun, field: str) -> list[float]:
     """The judged delta of ``train.dynamic.key`` of each pair of a dynamic run's pool."""
     assert run.hp.dynamic is not None
     col = select_mod.key_column(pool, run.hp.dynamic.key)
     missing = pool[col].isna()
     if missing.any():
         raise UserError(
-            f"train.variants.{run.variant}.dynamic.key: {int(missing.sum())} of the {len(pool)} pairs of "
+            f"{field}.key: {int(missing.sum())} of the {len(pool)} pairs of "
             f"selection {run.selection_id} have no {col} (e.g. {pool.index[missing][0]}); choose a key every pair has"
         )
     return [float(v) for v in pool[col]]
@@ -276,7 +281,7 @@ def check_launcher(cfg: StudyConfig) -> None:
     for name, hyper in cfg.train.hyper_sets().items():
         if hyper.dynamic is not None:
             raise UserError(
-                f"train.variants.{name}.dynamic: dynamic selection runs with train.launcher.kind: in_process only "
+                f"{dynamic_field(cfg, name)}: dynamic selection runs with train.launcher.kind: in_process only "
                 f"(got {cfg.train.launcher.kind})"
             )
 
@@ -319,7 +324,7 @@ def plan_jobs(
     for variant, hyper in hyper_sets.items():
         if hyper.dynamic is not None and not any(r.variant == variant for r in planned):
             raise UserError(
-                f"train.variants.{variant}.dynamic.pool: {hyper.dynamic.pool!r} names none of the selections "
+                f"{dynamic_field(cfg, variant)}.pool: {hyper.dynamic.pool!r} names none of the selections "
                 f"train.selections trains on ({', '.join(sorted({r.strategy for r in planned})[:12])})"
             )
     jobs = []
@@ -328,6 +333,8 @@ def plan_jobs(
         if is_done(run_dir):
             continue
         chosen_pairs = pairs.loc[list(run.pair_ids)]
+        dynamic = run.hp.dynamic is not None
+        deltas = pool_deltas(chosen_pairs, run, dynamic_field(cfg, run.variant)) if dynamic else None
         jobs.append(
             {
                 "model": student[1],
@@ -335,7 +342,7 @@ def plan_jobs(
                 "chosen": traces.loc[chosen_pairs["chosen_trace_id"], "text"].tolist(),
                 "rejected": traces.loc[chosen_pairs["rejected_trace_id"], "text"].tolist(),
                 "hp": run.hp.model_dump_json(),
-                "deltas": pool_deltas(chosen_pairs, run) if run.hp.dynamic is not None else None,
+                "deltas": deltas,
                 "run_dir": str(run_dir),
                 "ref_cache": str(ws.cache_dir / "refcache"),
             }
