@@ -1,4 +1,5 @@
-"""``prefdelta model``: make model folders every stage can load with ``from_pretrained``."""
+"""``prefdelta model``: make model folders every stage can load with ``from_pretrained``;
+write a trained run's model card (``model card``) and upload the run (``model push``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from prefdelta.cli.common import WorkspaceOpt
+
+BaseModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="the base model's Hub id, for the card's metadata (default: the run's base if a Hub id)"
+    ),
+]
+DatasetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--dataset", help="Hub id of the preference data it trained on (repeatable)"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -33,5 +47,38 @@ def register(app: typer.Typer) -> None:
         from prefdelta.modelfiles import convert_gguf, smollm2_gguf
 
         typer.echo(str(convert_gguf(smollm2_gguf(), out, dtype)))
+
+    @model.command("card")
+    def card(
+        run_id: Annotated[str, typer.Argument(help="the run (a run_id of the runs table)")],
+        workspace: WorkspaceOpt = None,
+        base_model: BaseModelOpt = None,
+        dataset: DatasetOpt = None,
+    ) -> None:
+        """Write the run's model card (base, hyper-parameters, selection, evals) to final/README.md."""
+        from prefdelta.train import card as card_mod
+        from prefdelta.workspace import Workspace
+
+        info = card_mod.read_run(Workspace(workspace), run_id)
+        typer.echo(str(card_mod.write_card(info, base_model, tuple(dataset or ()))))
+
+    @model.command("push")
+    def push(
+        run_id: Annotated[str, typer.Argument(help="the run (a run_id of the runs table)")],
+        repo_id: Annotated[str, typer.Option("--repo-id", help="Hub model repository, OWNER/NAME")],
+        workspace: WorkspaceOpt = None,
+        private: Annotated[bool, typer.Option("--private/--public", help="visibility of a new repo")] = True,
+        base_model: BaseModelOpt = None,
+        dataset: DatasetOpt = None,
+    ) -> None:
+        """Write the run's model card and upload its final/ folder to the Hub in one commit."""
+        from prefdelta.train import card as card_mod
+        from prefdelta.workspace import Workspace
+
+        card_mod.check_repo_id(repo_id)  # before anything is written
+        info = card_mod.read_run(Workspace(workspace), run_id)
+        path = card_mod.write_card(info, base_model, tuple(dataset or ()))
+        card_mod.push_run(info, repo_id, private=private)
+        typer.echo(f"pushed {info.final_dir} (card: {path}) to the hub: {repo_id}")
 
     app.add_typer(model, name="model")
