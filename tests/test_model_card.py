@@ -194,3 +194,30 @@ def test_bad_repo_id_exits_before_reading_the_workspace(tmp_path, capsys, fake_h
         msg = _exit_message(capsys, "model", "push", "r", "-w", str(ws), "--repo-id", repo)
         assert "--repo-id:" in msg and repo in msg
     assert fake_hub == [] and not (ws / "tables").exists()
+
+
+def _info(tmp_path: Path, base_path: str, base_is_local: bool):
+    """A RunInfo as read_run makes it, for a run whose base was ``base_path``."""
+    import pandas as pd
+
+    from prefdelta.train.card import RunInfo
+
+    run = {
+        "run_id": "dpo-x", "algorithm": "dpo", "variant": "dpo", "base_model": "base", "base_path": base_path,
+        "seed": 0, "lora": True, "adapter": True, "final_loss": 0.5, "final_margin": 0.2, "n_truncated": 0,
+        "n_dropped": 0, "launcher": "in_process",
+    }  # fmt: skip
+    selection = {"selection_id": "all-all-1", "strategy": "all", "n_pairs": 8, "pair_updates": 8}
+    return RunInfo(run, {"beta": 0.1}, selection, pd.DataFrame(), tmp_path, base_is_local)
+
+
+def test_the_base_is_declared_only_when_it_is_a_hub_id(tmp_path):
+    from prefdelta.train.card import card_text
+
+    meta = yaml.safe_load(card_text(_info(tmp_path, "Qwen/Qwen2.5-0.5B", False)).split("---\n", 2)[1])
+    assert meta["base_model"] == "Qwen/Qwen2.5-0.5B" and meta["library_name"] == "peft"
+    for path, local in (("models/student", True), ("/data/gone/student", False)):
+        text = card_text(_info(tmp_path, path, local))
+        assert "base_model:" not in text and f"({path})" in text and "Not evaluated yet" in text
+    text = card_text(_info(tmp_path, "/data/gone/student", False), base_model="me/student")
+    assert "base_model: me/student" in text

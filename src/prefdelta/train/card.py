@@ -131,7 +131,9 @@ def card_text(info: RunInfo, base_model: str | None = None, datasets: tuple[str,
     run = info.run
     algorithm = str(run["algorithm"])
     adapter = bool(run["adapter"])
-    declared = base_model or (None if info.base_is_local else str(run["base_path"]))
+    # a base that is no folder here is a Hub id, unless it is a path (a folder since moved)
+    recorded = str(run["base_path"])
+    declared = base_model or (None if info.base_is_local or not _HUB_ID.match(recorded) else recorded)
     if declared is not None:
         check_hub_id(declared, "base model")
     for d in datasets:
