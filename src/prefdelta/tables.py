@@ -258,7 +258,11 @@ TABLES: dict[str, Table] = {
                 ("selection_id", STR, "the selection it trained on"),
                 ("strategy", STR, "that selection's strategy"),
                 ("n_pairs", INT, "pairs trained on"),
-                ("pair_updates", INT, "pairs of all its batches (pairs per epoch × epochs): the run's budget"),
+                (
+                    "pair_updates",
+                    INT,
+                    "pairs of all its batches (pairs per epoch × epochs): the run's budget",
+                ),
                 ("hyper", STR, "JSON: the hyper-parameters"),
                 ("seed", INT, "training seed"),
                 ("lora", BOOL, "trained with LoRA"),
