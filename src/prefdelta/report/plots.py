@@ -176,8 +176,9 @@ def plot_budget(budget: pd.DataFrame, path: Path) -> Path | None:
                             fmt="o-" if str(curve).startswith("dynamic") else "s--", capsize=3, label=curve)  # fmt: skip
             ax.axhline(0, color="k", lw=0.8)
             ax.set_xlabel("pair-updates (pairs per epoch × epochs)")
-            ax.set_ylabel(f"{scope}-domain gain (points)")
-            ax.set_title(f"{algorithm}: {scope}-domain", fontsize=9)
+            where = "in-domain" if scope == "in" else "out-of-domain"
+            ax.set_ylabel(f"{where} gain (points)")
+            ax.set_title(f"{algorithm}: {where}", fontsize=9)
             ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
