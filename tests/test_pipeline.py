@@ -163,6 +163,10 @@ def _non_default(name: str, field) -> object:
         return next(a for a in typing.get_args(kind) if a != field.default)
     if name == "algorithm":  # a registered loss's name (prefdelta.train.losses)
         return "kto"
+    if name == "dynamic":  # a nested section: every field off its default
+        from prefdelta.train.config import DynamicConfig
+
+        return DynamicConfig(fraction=0.2, key="outcome", every_epochs=2, margin_weight=0.5, pool="top")
     if kind is bool:
         return not field.default
     if kind is int:
@@ -180,6 +184,7 @@ def test_every_hyper_parameter_reaches_the_trainer(tmp_path):
 
     values = {name: _non_default(name, f) for name, f in Hyper.model_fields.items()}
     values["algorithm"], values["batch_size"] = "kto", 6
+    dynamic = values.pop("dynamic")  # refuses save_steps > 0: checked on its own below
     data = {"student": {"model": "m", "lora": {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj"], "merge": False}},
             "train": {**values, "seeds": [7]}}  # fmt: skip
     cfg = spec_from(data)
@@ -189,6 +194,11 @@ def test_every_hyper_parameter_reaches_the_trainer(tmp_path):
         assert getattr(hp, field) == value, field
     assert hp.seed == 7 and hp.lora == cfg.student.lora and hp.lora.dropout == 0.05
     assert parse_hyper(hp.model_dump_json()) == hp
+    dyn_cfg = spec_from(
+        {"student": {"model": "m"}, "train": {"dynamic": dynamic.model_dump(), "save_steps": 0}}
+    )
+    ((_name, dyn_hyper),) = dyn_cfg.train.hyper_sets().items()
+    assert dyn_cfg.train.run_hyper(dyn_hyper, 0, dyn_cfg.student.lora).dynamic == dynamic
     assert set(TrainHyper.model_fields) == set(Hyper.model_fields) | {"seed", "lora"}
     code = "".join(f.read_text() for f in sorted((SRC / "train").rglob("*.py")))
     unread = [f for f in TrainHyper.model_fields if f"hp.{f}" not in code]
