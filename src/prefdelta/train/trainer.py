@@ -59,21 +59,15 @@ def train_preference(
     round re-selects the pairs to train on (:mod:`.dynamic`); step lines then carry the
     round's ``round``, ``round_pairs``, ``round_mean_delta`` and ``round_mean_margin``.
     """
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer, get_scheduler
+    from transformers import AutoTokenizer
 
     model_path, out_dir = Path(model_path), Path(out_dir)
     if not pairs:
         raise ValueError("no pairs to train on")
     check_trackers(hp.report_to)
     loss = get_loss(hp.algorithm)(hp)
-    accelerator = Accelerator(
-        mixed_precision=hp.mixed_precision,
-        cpu=hp.device == "cpu",
-        log_with=list(hp.report_to) or None,
-        project_config=project_config(out_dir),
-    )
+    accelerator = _accelerator(hp, out_dir)
     set_seed(hp.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
@@ -96,12 +90,7 @@ def train_preference(
     resume_step = recover_checkpoint(accelerator, out_dir)
     checkpoint = out_dir / "checkpoint"
     model = load_policy(model_path, hp, checkpoint if resume_step else None)
-    model.train()
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=hp.lr, weight_decay=hp.weight_decay
-    )
-    warmup = int(hp.warmup_ratio * total_steps)
-    sched = get_scheduler(hp.scheduler, opt, num_warmup_steps=warmup, num_training_steps=total_steps)
+    opt, sched = _optimizer(model, hp, total_steps)
     if resume_step:
         restore_optimizer(checkpoint, opt, sched)
     model, opt = accelerator.prepare(model, opt)
@@ -116,15 +105,12 @@ def train_preference(
                 decided = rounds.decide(
                     accelerator, accelerator.unwrap_model(model), loss, cache, step, model_path, pad
                 )
-                batches += decided.batches
-                round_stats = decided.stats
+                batches, round_stats = batches + decided.batches, decided.stats
             group = batches[step * hp.grad_accum : (step + 1) * hp.grad_accum]
             sums = StepSums()
             for a, batch in enumerate(group):
                 sums += objective(batch, 1.0 / len(group), sync=a == len(group) - 1)
-                tokens += sum(
-                    len(pairs[i].prompt) + len(pairs[i].chosen) + len(pairs[i].rejected) for i in batch
-                )
+                tokens += sum(_n_tokens(pairs[i]) for i in batch)
                 updates += len(batch)
             sums.kl /= len(group)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
@@ -147,13 +133,37 @@ def train_preference(
         log.close()
     elapsed = time.perf_counter() - started
     _save_final(accelerator, model, tokenizer, hp, out_dir)
-    return {
-        **last,
-        "tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0,
-        "ref_seconds": ref_seconds,
-        "ref_computed": float(cache.computed if cache is not None else 0),
-        "is_main_process": float(accelerator.is_main_process),
-    }
+    return {**last, "tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0, "ref_seconds": ref_seconds,
+            "ref_computed": float(cache.computed if cache is not None else 0),
+            "is_main_process": float(accelerator.is_main_process)}  # fmt: skip
+
+
+def _accelerator(hp: TrainHyper, out_dir: Path):
+    """The run's Accelerator: precision, device and the trackers of ``hp.report_to``."""
+    from accelerate import Accelerator
+
+    return Accelerator(
+        mixed_precision=hp.mixed_precision,
+        cpu=hp.device == "cpu",
+        log_with=list(hp.report_to) or None,
+        project_config=project_config(out_dir),
+    )
+
+
+def _optimizer(model, hp: TrainHyper, total_steps: int):
+    """AdamW on the trainable parameters and the learning-rate schedule (warm-up, then ``hp.scheduler``)."""
+    from transformers import get_scheduler
+
+    model.train()
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=hp.lr, weight_decay=hp.weight_decay
+    )
+    warmup = int(hp.warmup_ratio * total_steps)
+    return opt, get_scheduler(hp.scheduler, opt, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def _n_tokens(pair: EncodedPair) -> int:
+    return len(pair.prompt) + len(pair.chosen) + len(pair.rejected)
 
 
 def _save_final(accelerator, model, tokenizer, hp: TrainHyper, out_dir: Path) -> None:
