@@ -165,6 +165,26 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, arith_tokenizer) -> Path:
+    """The tiny random-init Llama of conftest, with a context long enough for the judge's
+    rubric prompt (about 2,700 tokens of the arith tokenizer): `transformers serve` (5.25+)
+    answers HTTP 400 to a prompt longer than the model's positions."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from prefdelta.checkpoints import save_model
+    from prefdelta.zoo.config import ZooModelSpec
+    from prefdelta.zoo.models import make_config
+
+    torch.manual_seed(0)
+    spec = ZooModelSpec(id="tiny", family="llama", hidden=32, layers=1, heads=2)
+    model = AutoModelForCausalLM.from_config(make_config(spec, arith_tokenizer, max_len=4096))
+    out = tmp_path_factory.mktemp("models") / "tiny-llama-long"
+    save_model(model, arith_tokenizer, out)
+    return out
+
+
+@pytest.fixture(scope="module")
 def tiny_serve(tiny_model_dir: Path) -> Iterator[str]:
     """`transformers serve` with the random-init tiny Llama (completions work; it has no chat template)."""
     port = _free_port()
