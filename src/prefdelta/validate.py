@@ -158,18 +158,7 @@ def judgment_rows(
         outcome(_field(rec, "outcome"), rec.where, "outcome")
         for d in dimensions:
             score(_field(rec, d), rec.where, d, low, high)
-        repeat = rec.data.get("repeat")
-        if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0):
-            raise UserError(
-                f"{rec.where}: field 'repeat' should be a whole number >= 0, got {_shown(repeat)}"
-            )
-        if rec.data.get("judge_id") is not None:
-            identifier(rec.data["judge_id"], rec.where, "judge_id")
-    keys = (
-        ((r.data["trace_id"], str(r.data.get("judge_id") or ""), r.data.get("repeat") or 0), r.where)
-        for r in records
-    )
-    unique(keys, "repeat", "judgment of (trace, judge, repeat)")
+    one_per_repeat(records)
 
 
 def problem_rows(records: Sequence[Record]) -> None:
@@ -237,6 +226,11 @@ def audit_judgment_rows(
     (trace, judge, repeat) — a second row of the same repeat would count as agreement
     between repeats that never happened."""
     reference_rows(records, dimensions, scale, outcomes)
+    one_per_repeat(records)
+
+
+def one_per_repeat(records: Sequence[Record]) -> None:
+    """A valid ``repeat`` and ``judge_id`` on each row, and one row per (trace, judge, repeat)."""
     for rec in records:
         repeat_number(rec.data.get("repeat"), rec.where)
         if rec.data.get("judge_id") is not None:
