@@ -129,3 +129,51 @@ def test_out_of_memory_halves_the_batch(tiny_model_dir: Path, monkeypatch: pytes
     assert [r.request_id for r in results] == [f"r{i}" for i in range(7)]
     assert all(r.error is None for r in results)
     assert sizes[:3] == [7, 4, 2] and max(sizes[3:]) <= 2
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
+def test_greedy_tokens_equal_generate_and_drop_finished_rows(
+    family: str, arith_tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compacting greedy decoder gives ``generate(do_sample=False)``'s tokens, row by row,
+    on a batch whose rows end at many different steps (so rows leave the batch mid-way)."""
+    from collections import Counter
+
+    from transformers import AutoModelForCausalLM
+
+    from prefdelta.worlds.arith import ArithSpec, make_problems, prompt_text
+    from prefdelta.zoo.config import ZooModelSpec
+    from prefdelta.zoo.models import make_config
+
+    torch.manual_seed(3)
+    config = make_config(ZooModelSpec(id="t", family=family, hidden=32, layers=2, heads=4), arith_tokenizer)
+    config.initializer_range = 0.5  # large weights: varied tokens (a small init repeats one token)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    prompts = [prompt_text(p.text) for p in make_problems(ArithSpec(max_steps=3), 40, seed=5)]
+    arith_tokenizer.padding_side = "left"
+    enc = arith_tokenizer(prompts, return_tensors="pt", padding=True)
+    width = enc["input_ids"].shape[1]
+    pad = arith_tokenizer.pad_token_id
+    with torch.inference_mode():
+        free = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=pad, eos_token_id=None)
+    # a random model rarely says EOS: call "EOS" the token whose first use varies most across rows
+    rows = free[:, width:].tolist()
+    firsts = {t: {r.index(t) for r in rows if t in r} for t in {t for r in rows for t in r}}
+    eos = max(firsts, key=lambda t: (len(firsts[t]), sum(t in r for r in rows)))
+    with torch.inference_mode():
+        ref = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=pad, eos_token_id=eos)
+    expected = []
+    for row in ref[:, width:].tolist():
+        expected.append(row[: row.index(eos) + 1] if eos in row else row)
+    from transformers import DynamicCache
+
+    drops: list[int] = []
+    select = DynamicCache.batch_select_indices
+    monkeypatch.setattr(
+        DynamicCache, "batch_select_indices", lambda c, i: (drops.append(len(i)), select(c, i))[1]
+    )
+    got = hf.greedy_tokens(model, enc["input_ids"], enc["attention_mask"], 16, eos)
+    assert got == expected
+    assert drops and drops == sorted(drops, reverse=True) and drops[-1] < len(prompts)  # rows did leave
+    lengths = Counter(len(r) for r in got)
+    assert len(lengths) >= 4 and lengths[16] < len(got)  # rows ended at several steps, most before the budget

@@ -370,6 +370,18 @@ def test_stage_commands_default_to_the_workspace_spec(tmp_path):
     assert changed.select.fraction == 0.5 and changed.problems == cfg.problems
 
 
+def test_stage_commands_resolve_extends_like_run(tmp_path):
+    """`prefdelta zoo -c spec.yaml` on a spec that extends a template is the spec `run` sees."""
+    from prefdelta.cli.common import stage_spec
+    from prefdelta.study.spec import load_spec
+
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("extends: demo\nname: mine\ntrain: {seeds: [5]}\n")
+    cfg, _ = stage_spec(spec, tmp_path / "ws")
+    assert cfg == load_spec(spec)
+    assert cfg.name == "mine" and cfg.train.seeds == [5] and cfg.zoo.models == load_spec(template="demo").zoo.models
+
+
 def test_readme_and_docs_name_no_removed_command():
     removed = ["generate run", "generate problems", "pairs build", "select make", "train run", "eval run ",
                "eval lm-eval", "study/stages/", "settings/", "prefdelta/config.py", "data/configs"]  # fmt: skip

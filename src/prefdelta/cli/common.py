@@ -68,12 +68,12 @@ def stage_spec(
     ``options``: dotted keys set by the command's own options (applied after ``--set``).
     """
     from prefdelta.configio import apply_overrides, read_yaml_file
-    from prefdelta.study.spec import SPEC_FILE, parse_spec
+    from prefdelta.study.spec import SPEC_FILE, parse_spec, spec_data
 
     ws = Workspace(workspace)
     recorded = ws.root / SPEC_FILE
-    if config is not None:
-        data, source = read_yaml_file(config, "spec") or {}, str(config)
+    if config is not None:  # `extends:` resolved as by `prefdelta run`
+        data, source = spec_data(config)
     elif recorded.is_file():
         data, source = read_yaml_file(recorded, "spec") or {}, str(recorded)
     else:

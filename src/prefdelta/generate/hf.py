@@ -80,8 +80,9 @@ def generate_batch(
 ) -> list[Completion]:
     """Generate one completion per prompt in a single left-padded batch.
 
-    ``temperature`` 0 is greedy. Sampling is seeded per batch, so the same prompts,
-    seed and model give the same texts. Stop strings end a row's generation early
+    ``temperature`` 0 is greedy (:func:`greedy_tokens` when there are no stop strings,
+    which drops finished rows; ``model.generate`` otherwise). Sampling is seeded per
+    batch, so the same prompts, seed and model give the same texts. Stop strings end a row's generation early
     (``transformers``' ``stop_strings``) and cut the decoded text before the stop string.
     ``add_special_tokens`` is False for chat-rendered prompts, which carry their own BOS.
     """
@@ -90,27 +91,32 @@ def generate_batch(
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}
     torch.manual_seed(seed)
-    kwargs: dict[str, object] = dict(
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        use_cache=True,
-    )
-    if stop:
-        from transformers import StoppingCriteriaList
-
-        criterion = GeneratedStop(tokenizer, stop, enc["input_ids"].shape[1])
-        kwargs.update(stopping_criteria=StoppingCriteriaList([criterion]))
-    if temperature > 0:
-        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    if temperature <= 0 and not stop:
+        rows = greedy_tokens(
+            model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id
+        )
     else:
-        kwargs.update(do_sample=False)
-    out = model.generate(**enc, **kwargs)
-    new = out[:, enc["input_ids"].shape[1] :]
+        kwargs: dict[str, object] = dict(
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            use_cache=True,
+        )
+        if stop:
+            from transformers import StoppingCriteriaList
+
+            criterion = GeneratedStop(tokenizer, stop, enc["input_ids"].shape[1])
+            kwargs.update(stopping_criteria=StoppingCriteriaList([criterion]))
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False)
+        out = model.generate(**enc, **kwargs)
+        rows = out[:, enc["input_ids"].shape[1] :].tolist()
     results = []
     prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    for row, n_prompt in zip(new.tolist(), prompt_lens, strict=True):
+    for row, n_prompt in zip(rows, prompt_lens, strict=True):
         n_gen = len(row)
         finished = False
         if eos in row:
@@ -124,6 +130,64 @@ def generate_batch(
         text, stopped = _cut_at_stop(text, stop)
         results.append(Completion(text, "stop" if finished or stopped else "length", int(n_prompt), n_gen))
     return results
+
+
+@torch.inference_mode()
+def greedy_tokens(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos: int | None
+) -> list[list[int]]:
+    """Greedy continuations of a left-padded batch; rows that reach EOS leave the batch.
+
+    Why not ``model.generate``: it runs every row until the last one finishes, so a batch
+    whose completions range from 20 to 60 tokens spends a third of its row-steps on rows
+    that are done. Here the finished rows are dropped from the batch and the KV cache
+    (``DynamicCache.batch_select_indices``) once at least an eighth of the live rows are
+    done (a copy of the cache each time, so not every step). Each row's tokens are those
+    of ``generate(do_sample=False)``: the same forward per row, position ids from the
+    padding mask as ``generate`` computes them (tested equal on every zoo family).
+
+    Returns each row's generated ids: up to and including EOS, else ``max_new_tokens`` ids.
+    """
+    from transformers import DynamicCache
+
+    device = input_ids.device
+    mask = attention_mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    out = model(
+        input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+        logits_to_keep=1,
+    )  # fmt: skip
+    rows: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
+    alive = torch.arange(input_ids.shape[0], device=device)
+    nxt = out.logits[:, -1].argmax(-1)
+    position = positions[:, -1]
+    finished = torch.zeros_like(nxt, dtype=torch.bool)
+    for step in range(max_new_tokens):
+        for r, t, f in zip(alive.tolist(), nxt.tolist(), finished.tolist(), strict=True):
+            if not f:
+                rows[r].append(t)
+        if eos is not None:
+            finished = finished | (nxt == eos)
+        if step == max_new_tokens - 1 or bool(finished.all()):
+            break
+        if int(finished.sum()) >= max(1, len(alive) // 8):
+            keep = (~finished).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            alive, nxt, mask, position = alive[keep], nxt[keep], mask[keep], position[keep]
+            finished = finished[keep]
+        # a finished row still in the batch keeps decoding; what it adds is never kept
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
+        position = position + 1
+        out = model(
+            input_ids=nxt.unsqueeze(1),
+            attention_mask=mask,
+            position_ids=position.unsqueeze(1),
+            cache=cache,
+            use_cache=True,
+        )
+        nxt = out.logits[:, -1].argmax(-1)
+    return rows
 
 
 def generate_all(
