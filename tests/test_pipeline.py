@@ -379,7 +379,11 @@ def test_stage_commands_resolve_extends_like_run(tmp_path):
     spec.write_text("extends: demo\nname: mine\ntrain: {seeds: [5]}\n")
     cfg, _ = stage_spec(spec, tmp_path / "ws")
     assert cfg == load_spec(spec)
-    assert cfg.name == "mine" and cfg.train.seeds == [5] and cfg.zoo.models == load_spec(template="demo").zoo.models
+    assert (
+        cfg.name == "mine"
+        and cfg.train.seeds == [5]
+        and cfg.zoo.models == load_spec(template="demo").zoo.models
+    )
 
 
 def test_readme_and_docs_name_no_removed_command():

@@ -64,6 +64,31 @@ def test_report_is_self_contained_and_holds_the_findings(report):
     }
 
 
+def test_cells_with_the_same_pairs_train_and_evaluate_once(report):
+    """The grid's random 50% is the same draw beside both keys: trained once (the twin's
+    weights are hard links to the source's files), evaluated once (equal samples)."""
+    import pandas as pd
+
+    from prefdelta.workspace import Workspace
+
+    ws = Workspace(report.parent.parent)
+    runs = ws.read_table("runs").set_index("run_id")
+    evals = ws.read_table("evals")
+    for variant, seed in [(v, s) for v in ("dpo", "kto") for s in (0, 1, 2)]:
+        pair = [r for r in runs.index if r.startswith(f"{variant}-grid-random-") and f"-seed{seed}-" in r]
+        assert len(pair) == 2 and pair[0].rsplit("-", 1)[1] == pair[1].rsplit("-", 1)[1]
+        a, b = (ws.resolve(runs.loc[r, "checkpoint"]) / "model.safetensors" for r in pair)
+        assert a.stat().st_ino == b.stat().st_ino  # one training run
+        rows = [evals[evals["model_id"] == r].sort_values(["suite", "benchmark", "metric"]) for r in pair]
+        assert len(rows[0]) > 0
+        cols = ["suite", "benchmark", "metric", "value", "n", "ci_low", "ci_high"]
+        pd.testing.assert_frame_equal(
+            rows[0][cols].reset_index(drop=True), rows[1][cols].reset_index(drop=True)
+        )
+    top = [r for r in runs.index if r.startswith("dpo-grid-top-") and "-seed0-" in r]
+    assert len({r.rsplit("-", 1)[1] for r in top}) == 2  # different pairs: two runs
+
+
 def test_chromium_renders_every_image_and_the_page_is_not_blank(report, tmp_path):
     exe = chromium()
     dom = subprocess.run(

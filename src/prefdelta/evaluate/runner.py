@@ -155,6 +155,7 @@ def evaluate_suite(
     chat: bool | Callable[[Backend], bool] = False,
     code: str = "",
     adjust: Callable[[BenchmarkSpec], BenchmarkSpec] | None = None,
+    twin: tuple[str, str] | None = None,
 ) -> pd.DataFrame:
     """Evaluate one model on ``suite``; write ``eval_samples`` and ``evals`` shards; return the rows.
 
@@ -162,6 +163,9 @@ def evaluate_suite(
     resumed run does not load the model again). ``chat``: send chat messages (or a
     function of the backend deciding it). ``code``: the caller's code version, part of
     every shard key. ``adjust``: overrides applied to each benchmark (sampling budgets).
+    ``twin``: ``(model_id, checkpoint_hash)`` of a model with the same weights evaluated
+    before (a training run that repeats another, ``train.stage.split_twins``): its graded
+    samples are taken over rather than generated again.
     """
     ident = {"model_id": model_id, "checkpoint_hash": checkpoint_hash}
     rows: list[dict] = []
@@ -177,9 +181,18 @@ def evaluate_suite(
         keys.append(key)
         bench_prefix = f"{SHARD_PREFIX}{tag}-{suite.name}-{bench.name}-"
         shard = f"{bench_prefix}{key}"
+        twin_shard = None
+        if twin is not None:
+            twin_key = stable_hash(*twin, suite.name, bench.model_dump(mode="json"), n, code)
+            twin_shard = f"{SHARD_PREFIX}{_safe(twin[0])}-{suite.name}-{bench.name}-{twin_key}"
         if shard in ws.shards("eval_samples"):
             samples = pd.read_parquet(ws.shard_path("eval_samples", shard))
             log(f"{bench.name}: reusing {len(samples)} graded samples")
+        elif twin_shard is not None and twin_shard in ws.shards("eval_samples"):
+            samples = pd.read_parquet(ws.shard_path("eval_samples", twin_shard))
+            samples["model_id"], samples["checkpoint_hash"] = model_id, checkpoint_hash
+            ws.write_shard("eval_samples", shard, samples)
+            log(f"{bench.name}: {len(samples)} graded samples of {twin[0]} (the same weights)")
         else:
             problems = load_source(bench.source, bench.split, data_dir, **bench.options).head(n)
             if live is None:

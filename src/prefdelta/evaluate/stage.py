@@ -133,7 +133,17 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 _evaluate_model(ws, cfg, t, suites, chat, ctx.code)
                 advance(1)
     from prefdelta.parallel import run_jobs
+    from prefdelta.train.stage import content_key
 
+    run_ids = set(ws.read_table("runs")["run_id"]) if ws.has_table("runs") else set()
+    first: dict[str, EvalTarget] = {}
+    twins: list[tuple[EvalTarget, EvalTarget]] = []
+    for t in list(local):  # a run that repeats another (same pairs, same hyper-parameters): evaluated once
+        if t.model_id in run_ids:
+            source = first.setdefault(content_key(t.model_id), t)
+            if source is not t:
+                twins.append((source, t))
+                local.remove(t)
     jobs = [
         {
             "ws": str(ws.root),
@@ -146,6 +156,8 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         for t in local
     ]
     run_jobs(eval_job, jobs, ec.workers, f"eval: models × {len(suites)} suites")
+    for source, t in twins:
+        _evaluate_model(ws, cfg, t, suites, chat, ctx.code, twin=(source.model_id, source.identity))
     _drop_retired_runs(ws)
     return StageOutput(["evals", "eval_samples"], [], f"({len(models)} models × {len(suites)} suites)")
 
@@ -161,7 +173,10 @@ def eval_job(job: dict) -> None:
     _evaluate_model(ws, cfg, t, suites, _chat(cfg.eval.prompt_style), job["code"])
 
 
-def _evaluate_model(ws: Workspace, cfg: StudyConfig, t: EvalTarget, suites: list, chat, code: str) -> None:
+def _evaluate_model(
+    ws: Workspace, cfg: StudyConfig, t: EvalTarget, suites: list, chat, code: str,
+    twin: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
     """One model on every suite; its backend is loaded only if some benchmark is not cached."""
     ec = cfg.eval
     cache: dict[str, Backend] = {}
@@ -184,6 +199,7 @@ def _evaluate_model(ws: Workspace, cfg: StudyConfig, t: EvalTarget, suites: list
             chat=chat,
             code=code,
             adjust=ec.benchmark_overrides,
+            twin=twin,
         )
     lm_entries = [e for e, suite in suites if suite is None]
     if lm_entries:

@@ -157,7 +157,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         if contrasts is not None
         else None,
         "selection": plots.plot_contrasts(
-            contrasts, fig / "top_vs_controls.png", r"− (random|all)$", "top fraction vs its controls"
+            contrasts, fig / "top_vs_controls.png", r"− (?:random|all)$", "top fraction vs its controls"
         )
         if contrasts is not None
         else None,

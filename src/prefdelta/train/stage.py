@@ -189,6 +189,51 @@ def train_job(job: dict) -> None:
         )  # fmt: skip
 
 
+def content_key(run_id: str) -> str:
+    """The part of a run id that names what was trained (student, hyper-parameters, pairs, code)."""
+    return run_id.rsplit("-", 1)[-1]
+
+
+def split_twins(planned: list[PlannedRun], jobs: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Jobs to train, and (source, twin) run ids whose training would repeat the source's.
+
+    Two cells can hold the same pairs under the same hyper-parameters: a random k% does not
+    depend on the key it sits beside in a grid (``random:step_coherence:0.3`` and
+    ``random:outcome:0.3`` draw the same pairs), so a grid of 7 keys has 7 copies of each
+    random cell. Each is trained once; its twins get a hard-linked copy of the run folder.
+    """
+    first: dict[str, str] = {}
+    for run in planned:
+        first.setdefault(content_key(run.run_id), run.run_id)
+    train, twins = [], []
+    for job in jobs:
+        run_id = Path(job["run_dir"]).name
+        source = first[content_key(run_id)]
+        if source == run_id:
+            train.append(job)
+        else:
+            twins.append((source, run_id))
+    return train, twins
+
+
+def link_twin(source: Path, twin: Path) -> None:
+    """``twin`` as a hard-linked copy of the finished run ``source`` (written aside, then renamed)."""
+    import os
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:  # a file system without hard links
+            shutil.copy2(src, dst)
+
+    tmp = twin.with_name(twin.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(twin, ignore_errors=True)
+    shutil.copytree(source, tmp, copy_function=link, ignore=shutil.ignore_patterns("checkpoint"))
+    tmp.rename(twin)
+
+
 def prewarm_reference(model_path: str, jobs: list[dict]) -> None:
     """Reference log-probs of every chosen and rejected completion, once, before parallel
     runs start (so that workers do not compute the same ones side by side); reference-free
@@ -360,6 +405,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     student = resolve_student(ws, cfg)
     check_launcher(cfg)
     planned, jobs = plan_jobs(ws, cfg, student, ctx.code)
+    jobs, twins = split_twins(planned, jobs)
     if tc.launcher.kind == "accelerate":
         for job in jobs:
             log.info(f"train: {Path(job['run_dir']).name}: accelerate launch ({tc.launcher.config})")
@@ -373,6 +419,8 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
         if jobs and tc.workers > 1:
             prewarm_reference(student[1], jobs)
         run_jobs(train_job, jobs, tc.workers, "train: runs")
+    for source, twin in twins:
+        link_twin(ws.runs_dir / source, ws.runs_dir / twin)
     for run in planned:  # peft wrote the base's absolute path; a moved workspace must not use it
         relocatable_adapter(ws.runs_dir / run.run_id / "final", ws.root)
     rows = [run_row(ws, cfg, student, run) for run in planned]
