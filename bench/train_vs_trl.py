@@ -114,6 +114,33 @@ def n_tokens(tok, prompts, chosen, rejected) -> int:
     return sum(len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs)
 
 
+def padded_tokens(tok, prompts, chosen, rejected, batch_size: int, max_tokens: int) -> tuple[int, int]:
+    """Token positions each side runs through the model per epoch, padding included (same batches).
+
+    TRL 1.16 (``padding_free`` is disabled in 1.16) pads each batch's prompt + chosen and
+    prompt + rejected rows to the batch's longest; native runs each prompt once (prefix
+    sharing) and each micro-batch's continuations padded to their longest. In a
+    compute-bound regime the ratio of the two is the ceiling of the speed-up at equal matrix
+    throughput.
+    """
+    from prefdelta.train.batching import micro_batches, plan_batches
+    from prefdelta.train.logprobs import encode_pairs
+
+    pairs, _, _ = encode_pairs(tok, prompts, chosen, rejected)
+    trl = native = 0
+    for batch in plan_batches(len(pairs), batch_size, 1, 0):
+        widest = max(len(pairs[i].prompt) + max(len(pairs[i].chosen), len(pairs[i].rejected)) for i in batch)
+        trl += 2 * len(batch) * widest
+        lengths = [
+            len(pairs[i].prompt) + 2 * max(len(pairs[i].chosen), len(pairs[i].rejected)) for i in batch
+        ]
+        for group in micro_batches(lengths, max_tokens):
+            ps = [pairs[batch[k]] for k in group]
+            native += len(ps) * (max(len(p.prompt) for p in ps) - 1)
+            native += 2 * len(ps) * (1 + max(max(len(p.chosen), len(p.rejected)) for p in ps))
+    return trl, native
+
+
 def run_native(model_dir: Path, texts, algorithm: str, beta: float, args, out: Path, cache: Path) -> float:
     from prefdelta.train.config import TrainHyper
     from prefdelta.train.dpo import train_on_texts
@@ -271,6 +298,12 @@ def main() -> None:
             }  # fmt: skip
 
         suffix = "_compute" if size == "compute" else ""
+        trl_padded, native_padded = padded_tokens(tok, *texts, args.batch_size, args.max_tokens)
+        print(
+            f"padded token positions per epoch: TRL {trl_padded:,} ({trl_padded / tokens:.2f}× the real "
+            f"tokens), native {native_padded:,} ({native_padded / tokens:.2f}×); where matrix products "
+            f"dominate, the speed-up cannot exceed about {trl_padded / native_padded:.2f}× (DPO)"
+        )
         figures = {}
         for algorithm in ("dpo", "kto"):
             native = spawn(job("native", algorithm, 0.1, f"n-{algorithm}", f"rc-{algorithm}"))
