@@ -225,3 +225,28 @@ def test_fast_path_agrees_with_math_verify_on_math500(shared_datasets: Path) -> 
                     gold,
                 )
     assert decided > 350
+
+
+def test_final_answer_is_parse_traces_last_answer_line():
+    """Grading reads only the ``####`` line: the same answer as the full parse, on every
+    rendering's traces and on the odd ones (several answer lines, CRLF, other separators)."""
+    from prefdelta.judge.annotations import final_answer, parse_trace
+    from prefdelta.worlds.arith import ArithSpec, make_problems, reference_trace
+
+    texts = [
+        reference_trace(p)
+        for rendering in ("word", "code", "stem")
+        for p in make_problems(ArithSpec(rendering=rendering, max_steps=4), 50, seed=1)
+    ]
+    texts += [
+        "#### 5\n#### 6",
+        "a\r\n#### 7\r\n",
+        "####  \n",
+        "x\u2028#### 9",
+        "  ####3/4  ",
+        "",
+        "####",
+        "1+1=<<1+1=2>>2",
+    ]
+    assert [final_answer(t) for t in texts] == [parse_trace(t).final_answer for t in texts]
+    assert final_answer("#### 5\n#### 6") == "6" and final_answer("1+1=<<1+1=2>>2") is None

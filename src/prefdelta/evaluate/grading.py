@@ -10,8 +10,9 @@ sandbox, :mod:`prefdelta.evaluate.humaneval`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -24,12 +25,12 @@ class Grade:
 
 def grade_texts(
     graders: Sequence[str],
-    problems: Sequence[pd.Series],
+    problems: Sequence[Mapping[str, Any]],
     texts: Sequence[str],
     workers: int | None = 1,
     sandbox=None,  # Limits | None
 ) -> list[Grade]:
-    """One :class:`Grade` per text, ``problems[i]`` (a problems row) graded by ``graders[i]``."""
+    """One :class:`Grade` per text, ``problems[i]`` (a problems row, as a mapping) graded by ``graders[i]``."""
     from prefdelta.judge.outcome import grade_many
 
     out: list[Grade | None] = [None] * len(texts)
@@ -61,6 +62,7 @@ def grade_texts(
 def grade_traces(problems: pd.DataFrame, traces: pd.DataFrame, workers: int | None = 1) -> list[Grade]:
     """Grades of a traces frame (``problem_id``, ``text``) against a problems table."""
     by_id = problems.drop_duplicates("problem_id").set_index("problem_id", drop=False)
-    rows = [by_id.loc[p] for p in traces["problem_id"]]
+    records = by_id.to_dict("index")
+    rows = [records[p] for p in traces["problem_id"]]
     graders = [str(r["grader"]) if "grader" in r and isinstance(r["grader"], str) else "gsm8k" for r in rows]
     return grade_texts(graders, rows, list(traces["text"]), workers)

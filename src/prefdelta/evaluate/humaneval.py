@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import Any
 
 from prefdelta.errors import UserError
 from prefdelta.evaluate.sandbox import Check, Limits, Mode, RunResult, run_many
@@ -40,7 +39,7 @@ class Task:
     test: str
 
 
-def task_of(row: pd.Series) -> Task:
+def task_of(row: Mapping[str, Any]) -> Task:
     """A :class:`Task` from a ``problems`` row of the humaneval source."""
     meta = json.loads(row["meta"]) if isinstance(row["meta"], str) else dict(row["meta"])
     for key in ("entry_point", "test"):

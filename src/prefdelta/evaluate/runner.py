@@ -60,7 +60,8 @@ def grade_results(
     by_id = problems.drop_duplicates("problem_id").set_index("problem_id", drop=False)
     results = sorted(results, key=lambda r: (r.request_id, r.index))
     texts = [r.text for r in results]
-    rows = [by_id.loc[r.request_id] for r in results]
+    records = by_id.to_dict("index")
+    rows = [records[r.request_id] for r in results]
     grades = grade_texts([str(bench.grader)] * len(results), rows, texts, workers=workers, sandbox=sandbox)
     return pd.DataFrame(
         {

@@ -328,9 +328,10 @@ def grade_arith(prediction: str, reference: str | int) -> Verdict:
     Stricter than :func:`grade_gsm8k` on purpose: the world's traces have one format, and
     a trace without a parsable ``####`` line never reached an answer.
     """
-    from prefdelta.judge.annotations import parse_trace
+    from prefdelta.judge.annotations import final_answer, parse_number
 
-    value = parse_trace(prediction).final_value
+    answer = final_answer(prediction)
+    value = parse_number(answer) if answer is not None else None
     if value is None:
         return Verdict(False, None, "no_answer")
     return Verdict(value == Fraction(str(reference).strip()), str(value), "exact")
