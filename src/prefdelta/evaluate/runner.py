@@ -178,14 +178,10 @@ def evaluate_suite(
         if adjust is not None:
             bench = adjust(bench)
         n = min(x for x in (limit, bench.limit, 10**9) if x is not None)
-        key = stable_hash(model_id, checkpoint_hash, suite.name, bench.model_dump(mode="json"), n, code)
-        keys.append(key)
         bench_prefix = f"{SHARD_PREFIX}{tag}-{suite.name}-{bench.name}-"
-        shard = f"{bench_prefix}{key}"
-        twin_shard = None
-        if twin is not None:
-            twin_key = stable_hash(*twin, suite.name, bench.model_dump(mode="json"), n, code)
-            twin_shard = f"{SHARD_PREFIX}{_safe(twin[0])}-{suite.name}-{bench.name}-{twin_key}"
+        shard = _samples_shard(model_id, checkpoint_hash, suite, bench, n, code)
+        keys.append(shard[len(bench_prefix) :])
+        twin_shard = None if twin is None else _samples_shard(*twin, suite, bench, n, code)
         if shard in ws.shards("eval_samples"):
             samples = pd.read_parquet(ws.shard_path("eval_samples", shard))
             log(f"{bench.name}: reusing {len(samples)} graded samples")
@@ -222,6 +218,14 @@ def evaluate_suite(
         if old.startswith(prefix) and old != shard:
             ws.shard_path("evals", old).unlink(missing_ok=True)
     return frame
+
+
+def _samples_shard(
+    model_id: str, checkpoint_hash: str, suite: SuiteSpec, bench: BenchmarkSpec, n: int, code: str
+) -> str:
+    """The ``eval_samples`` shard of one model on one benchmark (its weights, spec, limit, code)."""
+    key = stable_hash(model_id, checkpoint_hash, suite.name, bench.model_dump(mode="json"), n, code)
+    return f"{SHARD_PREFIX}{_safe(model_id)}-{suite.name}-{bench.name}-{key}"
 
 
 def _safe(name: str) -> str:
