@@ -133,17 +133,14 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 _evaluate_model(ws, cfg, t, suites, chat, ctx.code)
                 advance(1)
     from prefdelta.parallel import run_jobs
-    from prefdelta.train.stage import content_key
+    from prefdelta.train.stage import twin_sources
 
-    run_ids = set(ws.read_table("runs")["run_id"]) if ws.has_table("runs") else set()
-    first: dict[str, EvalTarget] = {}
-    twins: list[tuple[EvalTarget, EvalTarget]] = []
-    for t in list(local):  # a run that repeats another (same pairs, same hyper-parameters): evaluated once
-        if t.model_id in run_ids:
-            source = first.setdefault(content_key(t.model_id), t)
-            if source is not t:
-                twins.append((source, t))
-                local.remove(t)
+    # a run that repeats another (same pairs, same hyper-parameters) is evaluated once
+    sources = twin_sources(ws.read_table("runs")["run_id"]) if ws.has_table("runs") else {}
+    by_id = {t.model_id: t for t in local}
+    source_of = {t.model_id: by_id.get(sources.get(t.model_id, t.model_id), t) for t in local}
+    twins = [(source_of[t.model_id], t) for t in local if source_of[t.model_id] is not t]
+    local = [t for t in local if source_of[t.model_id] is t]
     jobs = [
         {
             "ws": str(ws.root),

@@ -82,8 +82,9 @@ def generate_batch(
 
     ``temperature`` 0 is greedy (:func:`greedy_tokens` when there are no stop strings,
     which drops finished rows; ``model.generate`` otherwise). Sampling is seeded per
-    batch, so the same prompts, seed and model give the same texts. Stop strings end a row's generation early
-    (``transformers``' ``stop_strings``) and cut the decoded text before the stop string.
+    batch, so the same prompts, seed and model give the same texts. Stop strings end a
+    row's generation early (``transformers``' ``stop_strings``) and cut the decoded text
+    before the stop string.
     ``add_special_tokens`` is False for chat-rendered prompts, which carry their own BOS.
     """
     tokenizer.padding_side = "left"

@@ -18,6 +18,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -194,6 +195,12 @@ def content_key(run_id: str) -> str:
     return run_id.rsplit("-", 1)[-1]
 
 
+def twin_sources(run_ids: Iterable[str]) -> dict[str, str]:
+    """Each run id → the first run id with the same content key (itself when it is the first)."""
+    first: dict[str, str] = {}
+    return {r: first.setdefault(content_key(r), r) for r in run_ids}
+
+
 def split_twins(planned: list[PlannedRun], jobs: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
     """Jobs to train, and (source, twin) run ids whose training would repeat the source's.
 
@@ -202,13 +209,11 @@ def split_twins(planned: list[PlannedRun], jobs: list[dict]) -> tuple[list[dict]
     ``random:outcome:0.3`` draw the same pairs), so a grid of 7 keys has 7 copies of each
     random cell. Each is trained once; its twins get a hard-linked copy of the run folder.
     """
-    first: dict[str, str] = {}
-    for run in planned:
-        first.setdefault(content_key(run.run_id), run.run_id)
+    sources = twin_sources(run.run_id for run in planned)
     train, twins = [], []
     for job in jobs:
         run_id = Path(job["run_dir"]).name
-        source = first[content_key(run_id)]
+        source = sources[run_id]
         if source == run_id:
             train.append(job)
         else:
