@@ -323,6 +323,7 @@ STAGE = Stage(
     sections=("eval",),
     body=body,
     help="Evaluate the generators, the student and every trained run on in- and out-of-domain suites.",
+    workers=lambda cfg: cfg.eval.workers,
     estimate=estimate,
     settings=_settings,
 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prefdelta.study.servers import ServerPool
 from prefdelta.study.spec import SPEC_FILE, StudyConfig, dump_spec
-from prefdelta.study.stage import Stage, StageResult, run_stage
+from prefdelta.study.stage import Stage, StageResult, run_stage, uses_workers
 from prefdelta.study.stages import STAGES
 from prefdelta.workspace import Workspace, atomic_write_text
 
@@ -46,8 +46,9 @@ def run_study(
     for stage in stages:
         if stage.preflight is not None:
             stage.preflight(ws, cfg)
+    warm = uses_workers(stages, cfg)
     with _prepare(ws, cfg, record) as servers:
-        results = [run_stage(ws, s, cfg, servers, force=force) for s in stages]
+        results = [run_stage(ws, s, cfg, servers, force=force, warm_workers=warm) for s in stages]
     if len(stages) > 1:
         log.info(f"study '{cfg.name}' finished in {time.perf_counter() - start:.0f}s")
     return results

@@ -89,6 +89,10 @@ class Stage:
     after transport errors"``), or ``None``. Asked only when the cache key matches: a
     stage whose work can fail transiently (a server that timed out) is then not "up to
     date" but re-run, and its body re-does only what is missing."""
+    workers: Callable[[StudyConfig], int] | None = None
+    """Worker processes the body starts (:func:`prefdelta.parallel.run_jobs`): when a stage
+    of a run will use more than one, the workers' fork server is started before the first
+    body that runs, so its imports overlap the earlier stages."""
 
     @property
     def module(self) -> str:
@@ -132,10 +136,22 @@ class StageResult:
     detail: str = ""
 
 
+def uses_workers(stages: tuple[Stage, ...], cfg: StudyConfig) -> bool:
+    """Whether some stage of ``stages`` runs its jobs on more than one process."""
+    return any(s.workers is not None and s.workers(cfg) > 1 for s in stages)
+
+
 def run_stage(
-    ws: Workspace, stage: Stage, cfg: StudyConfig, servers: ServerPool, force: bool = False
+    ws: Workspace,
+    stage: Stage,
+    cfg: StudyConfig,
+    servers: ServerPool,
+    force: bool = False,
+    warm_workers: bool = False,
 ) -> StageResult:
-    """Run ``stage`` unless it is up to date; record its key and timing in the workspace."""
+    """Run ``stage`` unless it is up to date; record its key and timing in the workspace.
+
+    ``warm_workers``: start the worker processes' fork server before the body runs."""
     code = stage.code()
     key = stage.key(ws, cfg, code)
     if log.isEnabledFor(logging.DEBUG):  # why a stage re-ran or was skipped, for -v
@@ -150,6 +166,10 @@ def run_stage(
     ws.invalidate(stage.name)  # a body that fails or is killed leaves no "done" record behind
     for table in stage.outputs:
         ws.prepare_output(table)  # temp files of a killed writer, shards of an older version
+    if warm_workers:
+        from prefdelta.parallel import warm_up
+
+        warm_up()
     start = time.perf_counter()
     out = stage.body(ws, cfg, StageContext(code=code, servers=servers))
     seconds = time.perf_counter() - start

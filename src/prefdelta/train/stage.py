@@ -479,6 +479,7 @@ STAGE = Stage(
     sections=("student", "train"),
     body=body,
     help="Train the student (DPO, IPO, hinge, KTO, SimPO or ORPO) on each selection, for every variant and seed.",
+    workers=lambda cfg: cfg.train.workers,
     estimate=estimate,
     settings=_settings,
     preflight=preflight,

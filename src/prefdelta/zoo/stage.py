@@ -145,5 +145,6 @@ STAGE = Stage(
     sections=("zoo",),
     body=body,
     help="Train the zoo (tiny models of the arith world) once and cache it in the workspace.",
+    workers=lambda cfg: cfg.threads if len(cfg.zoo.models) > 1 else 1,
     estimate=estimate,
 )
