@@ -186,6 +186,33 @@ def test_ladder_fixes_one_side_and_draws_equal_size_rungs():
     assert {s.split(":")[2].split(">")[0] for s in mirror["strategy"]} == {"g3"}
 
 
+def test_ladders_of_one_study_share_their_size_and_the_crossing_cell() -> None:
+    from prefdelta.select.config import LadderConfig
+
+    pairs = _study_pairs()
+    ladder = LadderConfig(name="up", generator="g0", rungs=["g1", "g3"])
+    mirror = LadderConfig(name="down", generator="g3", fixed="chosen", equal=False, rungs=["g2", "g0"])
+    own = {
+        lad.name: select.select_ladder(pairs, lad).groupby("strategy").size().iloc[0]
+        for lad in (ladder, mirror)
+    }
+    sel = select.selections_for(pairs, SelectConfig(basic=False, ladders=[ladder, mirror]))
+    sizes = sel.groupby("strategy").size()
+    assert sizes.nunique() == 1 and sizes.iloc[0] == min(own.values())
+    # g3 over g0 is a rung of both designs: one draw, the same pairs under both names
+    up = set(sel.loc[sel["strategy"] == "ladder:up:g3>g0", "pair_id"])
+    down = set(sel.loc[sel["strategy"] == "ladder:down:g3>g0", "pair_id"])
+    assert up == down and len(up) == sizes.iloc[0]
+    apart = select.selections_for(
+        pairs, SelectConfig(basic=False, ladders=[ladder, mirror], ladders_share_size=False)
+    )
+    assert {k: v for k, v in apart.groupby("strategy").size().items()} == {
+        **{s: own["up"] for s in sizes.index if s.startswith("ladder:up:")},
+        **{s: own["down"] for s in sizes.index if s.startswith("ladder:down:")},
+    }
+    assert own["up"] != own["down"]  # else this test would not tell shared from separate sizes
+
+
 def test_grid_cells_inside_the_widest_generator_pair():
     from prefdelta.select.config import GridConfig
 

@@ -125,6 +125,13 @@ class SelectConfig(_Strict):
     ladders: list[LadderConfig] = Field(
         default_factory=list, description="generator-level designs (one side fixed); see LadderConfig"
     )
+    ladders_share_size: bool = Field(
+        True,
+        description="every ladder draws the same number of pairs per rung (the smallest pool of any "
+        "rung of any ladder, capped by a ladder's k): the designs then compare at equal data, and "
+        "a generator pair on two ladders (the ladder's and the mirror's widest rung) is one "
+        "selection, trained once; false: each ladder sized by its own rungs",
+    )
     grids: list[GridConfig] = Field(
         default_factory=list, description="sample-level designs inside one generator pair; see GridConfig"
     )

@@ -296,8 +296,8 @@ def widest_pair(pairs: pd.DataFrame) -> tuple[str, str]:
     return str(best[0]), str(best[1])
 
 
-def select_ladder(pairs: pd.DataFrame, cfg: LadderConfig) -> pd.DataFrame:
-    """One equal-size selection per rung of a :class:`LadderConfig` (see its docstring)."""
+def ladder_pools(pairs: pd.DataFrame, cfg: LadderConfig) -> list[tuple[str, str, pd.DataFrame]]:
+    """(chosen, rejected, pool of pairs) of every rung of a :class:`LadderConfig`, in rung order."""
     side, other = (
         ("rejected_generator", "chosen_generator")
         if cfg.fixed == "rejected"
@@ -315,7 +315,19 @@ def select_ladder(pairs: pd.DataFrame, cfg: LadderConfig) -> pd.DataFrame:
     for r in rungs:
         a, b = (r, cfg.generator) if cfg.fixed == "rejected" else (cfg.generator, r)
         pools.append((a, b, generator_pool(pairs, a, b)))
+    return pools
+
+
+def select_ladder(pairs: pd.DataFrame, cfg: LadderConfig, size: int | None = None) -> pd.DataFrame:
+    """One equal-size selection per rung of a :class:`LadderConfig` (see its docstring).
+
+    ``size``: pairs per rung shared with other ladders (at most this ladder's smallest pool).
+    A rung's draw depends only on its generator pair, the seed and the size, so the same
+    generator pair on two ladders of one size is the same selection."""
+    pools = ladder_pools(pairs, cfg)
     n = min(len(p) for _, _, p in pools)
+    if size is not None:
+        n = min(n, size)
     if cfg.k is not None:
         n = min(n, cfg.k)
     parts = []
@@ -376,7 +388,10 @@ def selections_for(pairs: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:
         parts.append(select_all(pairs, quads))
         if cfg.by_generator_pair:
             parts.append(select_by_generator_pair(pairs, cfg.seed, k=cfg.k, quadrants=quads))
-    parts += [select_ladder(pairs, ladder) for ladder in cfg.ladders]
+    shared = None
+    if cfg.ladders_share_size and cfg.ladders:
+        shared = min(len(p) for ladder in cfg.ladders for _, _, p in ladder_pools(pairs, ladder))
+    parts += [select_ladder(pairs, ladder, shared) for ladder in cfg.ladders]
     parts += [select_grid(pairs, grid) for grid in cfg.grids]
     if not parts:
         raise UserError("select: nothing to select (select.basic is false and no ladders or grids are given)")
