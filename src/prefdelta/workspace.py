@@ -282,6 +282,11 @@ class Workspace:
             if stale_tmp or (p.suffix == ".parquet" and p.stem not in keep):
                 p.unlink(missing_ok=True)
 
+    def remove_shards(self, table: str, shards: Iterable[str]) -> None:
+        """Delete the named shards of ``table`` (and nothing else: other writers may be at work)."""
+        for shard in shards:
+            self.shard_path(table, shard).unlink(missing_ok=True)
+
     def clean_temp(self, table: str) -> None:
         """Remove temporary files a killed writer left in ``table`` (a stage does this before it runs)."""
         folder = self.table_dir(table)

@@ -60,6 +60,13 @@ class GenerateConfig(SamplingSpec):
     flush_every: int = Field(
         256, ge=1, description="results per shard written: the granularity of resume after a kill"
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="processes sampling local (hf and zoo) generators side by side, one torch thread "
+        "each: the cores on a CPU, 1 on a GPU (the device is shared); the traces do not depend on it",
+    )
     max_error_rate: float = Field(
         0.2,
         ge=0.0,

@@ -205,11 +205,12 @@ def generate_traces(
     prefix = f"{run.generator_id}--{key}-"
     shards = ws.shards(TRACES)
     mine = [s for s in shards if s.startswith(prefix)]
-    # a changed config: this generator's shards of other run keys go
-    ws.prune_shards(TRACES, [s for s in shards if s in mine or shard_generator(s) != run.generator_id])
-    err_shards = ws.shards(ERRORS)
-    ws.prune_shards(
-        ERRORS, [s for s in err_shards if s.startswith(prefix) or shard_generator(s) != run.generator_id]
+    # a changed config: this generator's shards of other run keys go (only its own: another
+    # generator may be writing its shards beside them, in another process)
+    ws.remove_shards(TRACES, [s for s in shards if s not in mine and shard_generator(s) == run.generator_id])
+    ws.remove_shards(
+        ERRORS,
+        [s for s in ws.shards(ERRORS) if not s.startswith(prefix) and shard_generator(s) == run.generator_id],
     )
     existing = _read_shards(ws, TRACES, mine)
     done = set(existing["trace_id"]) if len(existing) else set()
@@ -338,5 +339,4 @@ def _compact_errors(ws: Workspace, prefix: str) -> None:
     name = f"{prefix}errors"
     if len(errors):
         ws.write_shard(ERRORS, name, errors.reset_index(drop=True))
-    keep = [x for x in ws.shards(ERRORS) if not x.startswith(prefix)] + ([name] if len(errors) else [])
-    ws.prune_shards(ERRORS, keep)
+    ws.remove_shards(ERRORS, [x for x in shards if x != name or not len(errors)])

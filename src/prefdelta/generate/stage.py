@@ -103,6 +103,43 @@ def make_run(
     )
 
 
+def generate_job(job: dict) -> pd.DataFrame:
+    """Sample one local generator (the worker function of ``generate.workers``); its traces."""
+    ws = Workspace(job["ws"])
+    spec = GeneratorSpec.model_validate(job["spec"])
+    run = make_run(spec, SamplingSpec.model_validate(job["sampling"]), job["provenance"], job["label"])
+    problems = ws.read_table("problems", required_by="generate")
+    return gen_runner.generate_traces(ws, run, problems, flush_every=job["flush_every"])
+
+
+def _sample_local(
+    ws: Workspace, cfg: StudyConfig, zoo: pd.DataFrame | None, ctx: StageContext
+) -> dict[str, pd.DataFrame]:
+    """Traces of the local generators, sampled on ``generate.workers`` processes (empty when
+    there are fewer than two of them, or one worker): generator id → its traces."""
+    from prefdelta.parallel import run_jobs
+
+    g = cfg.generate
+    local = [s for s in cfg.generators if s.backend in ("zoo", "hf")]
+    if g.workers <= 1 or len(local) < 2:
+        return {}
+    jobs = []
+    for spec in local:
+        concrete, _, _, provenance = resolve_generator(spec, zoo, ws, ctx.servers, g.batch_size)
+        jobs.append(
+            {
+                "ws": str(ws.root),
+                "spec": concrete.model_dump(mode="json"),
+                "sampling": g.sampling().model_dump(mode="json"),
+                "provenance": {**provenance, "code": ctx.code},
+                "label": ws.relative(str(concrete.model)) if spec.backend == "zoo" else None,
+                "flush_every": g.flush_every,
+            }
+        )
+    traces = run_jobs(generate_job, jobs, g.workers, "generate: local generators")
+    return {s.id: t for s, t in zip(local, traces, strict=True)}
+
+
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     from prefdelta.evaluate.grading import grade_traces
 
@@ -113,15 +150,20 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     zoo = ws.read_table("zoo") if ws.has_table("zoo") else None
     rows: list[dict[str, object]] = []
     failing: list[str] = []
+    sampled = _sample_local(ws, cfg, zoo, ctx)
     for i, spec in enumerate(cfg.generators):
         concrete, family, params, provenance = resolve_generator(spec, zoo, ws, ctx.servers, g.batch_size)
         label = ws.relative(str(concrete.model)) if spec.backend == "zoo" else None
-        run = make_run(concrete, g.sampling(), {**provenance, "code": ctx.code}, label)
-        total = len(problems) * run.sampling.samples
-        with bar(f"generate: {spec.id}", total) as advance:
-            traces = gen_runner.generate_traces(
-                ws, run, problems, flush_every=g.flush_every, progress=advance
-            )
+        if spec.id in sampled:
+            traces = sampled[spec.id]
+        else:
+            run = make_run(concrete, g.sampling(), {**provenance, "code": ctx.code}, label)
+            total = len(problems) * run.sampling.samples
+            with bar(f"generate: {spec.id}", total) as advance:
+                traces = gen_runner.generate_traces(
+                    ws, run, problems, flush_every=g.flush_every, progress=advance
+                )
+            del run  # free the model before the next generator loads
         errors = ws.read_table(gen_runner.ERRORS) if ws.has_table(gen_runner.ERRORS) else None
         reasons = (
             pd.Series(dtype="string")
@@ -144,7 +186,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
                 "family": family,
                 "params": params,
                 "backend": spec.backend,
-                "model": run.model,
+                "model": label or str(concrete.model),
                 "sampling": json.dumps(concrete.sampling_for(g.sampling()).model_dump(), sort_keys=True),
                 "capability": capability,
                 "n_traces": len(traces),
@@ -152,7 +194,6 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
             }
         )
         log.info(f"generate: {spec.id}: {len(traces)} traces, {n_errors} errors, capability {capability:.3f}")
-        del run  # free the model before the next generator loads
     keep = {s.id for s in cfg.generators}
     for table in (gen_runner.TRACES, gen_runner.ERRORS):  # generators no longer in the spec
         ws.prune_shards(table, [s for s in ws.shards(table) if gen_runner.shard_generator(s) in keep])
@@ -209,6 +250,7 @@ STAGE = Stage(
     sections=("generators", "generate", "servers"),
     body=body,
     help="Sample reasoning traces from every generator on the pair problems; measure capability.",
+    workers=lambda cfg: cfg.generate.workers,
     estimate=estimate,
     settings=_settings,
     preflight=preflight,
