@@ -51,3 +51,19 @@ def test_workers_fork_from_a_server_that_preloaded_torch() -> None:
     parallel.warm_up()  # idempotent: one server
     # this module imports no transformers: a worker has it only if the server preloaded it
     assert parallel.run_jobs(_preloaded, [1, 2], workers=2, label="test") == [True, True]
+
+
+def _started_at(seconds: float) -> float:
+    import time
+
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start
+
+
+def test_costliest_jobs_start_first_and_results_keep_job_order() -> None:
+    jobs = [0.3, 0.31, 0.6, 0.3, 0.61]
+    starts = parallel.run_jobs(_started_at, jobs, workers=2, label="test", cost=lambda s: s)
+    assert len(starts) == len(jobs)
+    first_two = sorted(range(len(jobs)), key=lambda i: starts[i])[:2]
+    assert sorted(first_two) == [2, 4]  # the two longest jobs, submitted first

@@ -72,11 +72,19 @@ def _one_thread(fn: Callable[[Any], T], job: Any) -> T:
         torch.set_num_threads(before)
 
 
-def run_jobs(fn: Callable[[Any], T], jobs: Sequence[Any], workers: int, label: str) -> list[T]:
+def run_jobs(
+    fn: Callable[[Any], T],
+    jobs: Sequence[Any],
+    workers: int,
+    label: str,
+    cost: Callable[[Any], float] | None = None,
+) -> list[T]:
     """``[fn(job) for job in jobs]``, on ``workers`` processes when more than one.
 
     ``fn`` must be a module-level function and ``jobs`` picklable. Results come back in
     the order of ``jobs``; the first failure is raised (the others are left to finish).
+    ``cost``: a job's expected run time in any unit; the costliest jobs start first, so
+    that the last job to finish is a short one and no core idles long at the end.
     """
     if not jobs:
         return []
@@ -96,7 +104,8 @@ def run_jobs(fn: Callable[[Any], T], jobs: Sequence[Any], workers: int, label: s
         with ProcessPoolExecutor(
             n, mp_context=context(), initializer=logs.configure_worker, initargs=(logs.active_level(),)
         ) as pool:
-            futures = {pool.submit(_one_thread, fn, job): i for i, job in enumerate(jobs)}
+            order = sorted(range(len(jobs)), key=lambda i: -cost(jobs[i])) if cost else range(len(jobs))
+            futures = {pool.submit(_one_thread, fn, jobs[i]): i for i in order}
             results: dict[int, T] = {}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

@@ -400,6 +400,11 @@ def plan_jobs(
     return planned, jobs
 
 
+def _job_cost(job: dict) -> float:
+    """Pair-updates of a training job: what its time grows with."""
+    return len(job["chosen"]) * TrainHyper.model_validate_json(job["hp"]).epochs
+
+
 def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
     tc = cfg.train
     if cfg.student.model is None:  # a study of generators, judges and pairs only
@@ -423,7 +428,7 @@ def body(ws: Workspace, cfg: StudyConfig, ctx: StageContext) -> StageOutput:
 
         if jobs and tc.workers > 1:
             prewarm_reference(student[1], jobs)
-        run_jobs(train_job, jobs, tc.workers, "train: runs")
+        run_jobs(train_job, jobs, tc.workers, "train: runs", cost=_job_cost)
     for source, twin in twins:
         link_twin(ws.runs_dir / source, ws.runs_dir / twin)
     for run in planned:  # peft wrote the base's absolute path; a moved workspace must not use it
