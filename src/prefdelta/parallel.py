@@ -22,7 +22,9 @@ from prefdelta.progress import bar
 
 T = TypeVar("T")
 
-# what every worker imports anyway; an import that fails here is only retried in the worker
+# what every worker imports anyway; an import that fails here is only retried in the worker.
+# The project's modules are named without their package prefix: a literal "prefdelta.x.y"
+# counts as an import in stage cache keys (study/codehash.py), and preloading changes no result.
 PRELOAD = [
     "torch",
     "transformers",
@@ -32,10 +34,10 @@ PRELOAD = [
     "transformers.models.gpt2.modeling_gpt2",
     "pandas",
     "pyarrow.parquet",
-    "prefdelta.zoo.stage",
-    "prefdelta.train.stage",
-    "prefdelta.evaluate.stage",
-    "prefdelta.study.spec",
+    *(
+        f"{__package__}.{m}"
+        for m in ("zoo.stage", "train.stage", "evaluate.stage", "generate.stage", "study.spec")
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ PACKAGE = "prefdelta"
 _MODULE = re.compile(r"^prefdelta(\.[a-z_][a-z0-9_]*)+$")
 
 
+@functools.cache
 def _module_file(name: str) -> Path | None:
     """The source file of module ``name`` (``__init__.py`` for a package), without importing it."""
     try:
@@ -41,7 +42,8 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _imported_names(path: Path, module: str) -> set[str]:
+@functools.cache
+def _imported_names(path: Path, module: str) -> frozenset[str]:
     """Project modules named by the imports of one source file (absolute and relative)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
@@ -71,7 +73,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b too
                 out.add(".".join(parts[:i]))
-    return out
+    return frozenset(out)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
