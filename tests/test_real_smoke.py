@@ -69,7 +69,7 @@ def test_smollm2_traces_from_both_backends(study):
     backend = traces.groupby("generator_id")["backend"].first().to_dict()
     assert backend == {"smol-hf": "hf", "smol-served": "openai", "zoo-llama": "hf", "zoo-gpt2": "hf"}
     smol = traces[traces["generator_id"].str.startswith("smol")]
-    assert len(smol) == 12 and smol["text"].str.len().gt(20).all()
+    assert len(smol) == 8 and smol["text"].str.len().gt(20).all()
     assert set(smol["prompt_style"]) == {"chat"} and set(smol["template"]) == {"gsm8k"}
     gens = ws.read_table("generators").set_index("generator_id")
     assert gens.loc["smol-hf", "params"] == 1.35e8 and gens["capability"].between(0, 1).all()
@@ -87,7 +87,7 @@ def test_two_judges_and_error_rows_counted_in_the_report(study):
     ws = Workspace(study)
     j = ws.read_table("judgments")
     counts = j.groupby("judge_id").size().to_dict()
-    assert counts == {"calc-checker": 24, "smol-judge": 24}
+    assert counts == {"calc-checker": 16, "smol-judge": 16}
     smol = j[j["judge_id"] == "smol-judge"]
     n_err = int(smol["error"].notna().sum())
     assert smol.loc[smol["error"].notna(), "raw"].str.len().gt(0).all()  # the reply is kept
@@ -95,7 +95,7 @@ def test_two_judges_and_error_rows_counted_in_the_report(study):
     assert calc["error"].isna().all() and calc["factuality"].between(1, 5).all()
     summary = (study / "reports" / "summary.md").read_text()
     row = next(line for line in summary.splitlines() if line.startswith("| smol-judge |"))
-    assert row.split("|")[2].strip() == "24" and row.split("|")[3].strip() == str(n_err)
+    assert row.split("|")[2].strip() == "16" and row.split("|")[3].strip() == str(n_err)
 
 
 def test_pairs_from_calc_deltas_and_lora_dpo_kto_runs(study):
