@@ -173,3 +173,21 @@ def test_error_share_at_the_limit_passes_and_the_limit_is_validated(ws: Workspac
     assert f"{N_TRACES} errors" in out.detail
     with pytest.raises(UserError, match=r"judge\.max_error_rate"):
         spec_from(judge_spec("http://x/v1", max_error_rate=1.5))
+
+
+def test_a_refused_request_is_an_error_row_no_rerun_resends(ws: Workspace) -> None:
+    """HTTP 400 (a prompt over the model's context) would be refused again: the row counts as
+    an error, the stage is complete, and a plain re-run sends nothing; --force asks again."""
+    with ScriptedServer(lambda body, attempt: "400" if body.get("seed") == 1 else "ok") as server:
+        cfg = spec_from(judge_spec(server.url, max_error_rate=0.5))
+        first = run_stage(ws, cfg, "judge")
+        assert sent(server) == N and f"{N_TRACES} errors" in first.detail
+        df = ws.read_table("judgments")
+        refused = df["error"].astype("string").fillna("").str.startswith("request refused: HTTP 400")
+        assert set(df.loc[refused, "repeat"]) == {1} and refused.sum() == N_TRACES
+        assert not is_transport_error(df["error"]).any() and df.loc[refused, "factuality"].isna().all()
+        assert BY_NAME["judge"].gaps(ws, cfg) is None
+        assert run_stage(ws, cfg, "judge").skipped and sent(server) == N
+        run_stage(ws, cfg, "judge", force=True)
+        assert sent(server) == N + N_TRACES  # the replies of the rest come from the cache
+        pd.testing.assert_frame_equal(ws.read_table("judgments"), df)

@@ -242,10 +242,11 @@ def test_transformers_serve_tiny_model_garbage_becomes_error_rows(
     assert (df["raw"].str.len() > 0).all() and (df["attempts"] == 2).all()
     assert len(cache) == 4  # every reply cached, unparseable ones included
 
-    # chat: the tiny tokenizer has no chat template, the server fails -> error rows, not scores
+    # chat: the tiny tokenizer has no chat template, the server refuses (HTTP 400) -> error rows
+    # that no re-run re-sends (the same request is refused again), not scores
     opts = LLMJudgeOptions(repeats=1, retries=0, max_tokens=12, chat=True)
     df = LLMJudge(backend, load_rubric(), "tiny", cache, opts).score(items[:1])
-    assert df["error"].str.startswith("backend error").all() and df["factuality"].isna().all()
+    assert df["error"].str.startswith("request refused: HTTP 400").all() and df["factuality"].isna().all()
 
 
 def test_transformers_serve_judge_stage_end_to_end(

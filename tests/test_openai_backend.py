@@ -143,6 +143,12 @@ def test_client_errors_are_not_retried_and_urls_round_robin() -> None:
         backend = OpenAIBackend(server.url.replace("/v1", "/nope"), "m", max_retries=3)
         [r] = backend.generate([Request("x", prompt="p")])
     assert r.finish_reason == "error" and "HTTP 404" in r.error and r.attempts == 1
+    assert not r.refused  # a URL or a model name to fix: the next run asks again
+    with ScriptedServer(lambda body, attempt: "400") as server:
+        backend = OpenAIBackend(server.url, "m", max_retries=3)
+        [r] = backend.generate([Request("x", prompt="p")])
+    assert r.error is not None and "HTTP 400" in r.error and r.attempts == 1 and r.refused
+    assert sum(server.seen.values()) == 1
 
 
 def test_generate_inside_running_loop_and_response_format() -> None:

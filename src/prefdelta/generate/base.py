@@ -58,6 +58,8 @@ class Result:
     # the text the model was fed: the prompt as sent, or the chat template's rendering of the
     # messages where the backend applied one itself; None where a server applied it unseen
     prompt_text: str | None = None
+    # the server refused the request's content (HTTP 400/413/422): re-sending it cannot help
+    refused: bool = False
 
     @property
     def ok(self) -> bool:

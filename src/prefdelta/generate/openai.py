@@ -46,6 +46,10 @@ from prefdelta.errors import UserError
 from prefdelta.generate.base import Request, Result, check_unique_ids
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+REFUSED_STATUS = frozenset({400, 413, 422})
+"""The server read the request and refused its content (a prompt over the context, a body it
+cannot serve): sending the same request again, now or on a later run, gets the same answer.
+401/403/404 stay ordinary failures: a key or a model name the user fixes before re-running."""
 
 
 class _Retryable(Exception):
@@ -57,7 +61,11 @@ class _Retryable(Exception):
 
 
 class _Fatal(Exception):
-    """A failure retrying cannot fix (bad request, unknown model)."""
+    """A failure retrying cannot fix now (bad request, unknown model)."""
+
+    def __init__(self, reason: str, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -289,7 +297,7 @@ class OpenAIBackend:
                     self._no_n.add(url)
                 return results
             except _Fatal as err:
-                return self._errors(request, str(err), first_index, n, attempt + 1)
+                return self._errors(request, str(err), first_index, n, attempt + 1, refused=err.refused)
             except _Retryable as err:
                 reason, delay = str(err), err.retry_after
             except TimeoutError as err:
@@ -311,9 +319,19 @@ class OpenAIBackend:
         )
 
     @staticmethod
-    def _errors(request: Request, reason: str, first_index: int, n: int, attempts: int) -> list[Result]:
+    def _errors(
+        request: Request, reason: str, first_index: int, n: int, attempts: int, *, refused: bool = False
+    ) -> list[Result]:
         return [
-            Result(request.request_id, first_index + i, "", "error", error=reason, attempts=attempts)
+            Result(
+                request.request_id,
+                first_index + i,
+                "",
+                "error",
+                error=reason,
+                attempts=attempts,
+                refused=refused,
+            )
             for i in range(n)
         ]
 
@@ -325,7 +343,7 @@ class OpenAIBackend:
         if status in RETRY_STATUS or status >= 500:
             raise _Retryable(f"HTTP {status}: {_short(response.text)}", _retry_after(response))
         if status >= 400:
-            raise _Fatal(f"HTTP {status}: {_short(response.text)}")
+            raise _Fatal(f"HTTP {status}: {_short(response.text)}", refused=status in REFUSED_STATUS)
         try:
             data = json.loads(response.body)
             choices = data["choices"]

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Action = str  # "ok" | "429" | "500" | "slow" | "truncated" | "nonjson" | "cut"
-ACTIONS = ("ok", "429", "500", "slow", "truncated", "nonjson", "cut")
+Action = str  # "ok" | "400" | "429" | "500" | "slow" | "truncated" | "nonjson" | "cut"
+ACTIONS = ("ok", "400", "429", "500", "slow", "truncated", "nonjson", "cut")
 Script = Callable[[dict[str, Any], int], Action]
 
 
@@ -187,7 +187,9 @@ class ScriptedServer:
 
             def _act(self, action: Action, body: dict[str, Any], chat: bool) -> None:
                 payload = json.dumps(server._answer(body, chat)).encode()
-                if action == "429":
+                if action == "400":  # what vLLM and transformers serve answer to a prompt over the context
+                    self._send(400, b'{"error": "prompt is longer than the model context"}')
+                elif action == "429":
                     self._send(429, b'{"error": "rate limited"}', {"Retry-After": "0"})
                 elif action == "500":
                     self._send(500, b'{"error": "internal error"}')

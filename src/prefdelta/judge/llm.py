@@ -17,7 +17,9 @@ A transport fault (the backend gave up: timeouts, HTTP 5xx, a cut body) is not r
 here at a new attempt: the backend has retried it already, and a new attempt would mean
 a new seed, so the row's score would depend on when the network failed. It becomes an
 error row starting with :data:`TRANSPORT_ERROR` and no cached reply; the next run
-re-sends exactly that request (same repeat, attempt and seed) and nothing else.
+re-sends exactly that request (same repeat, attempt and seed) and nothing else. A request
+the server refused for its content (HTTP 400/413/422, e.g. a prompt over the context)
+becomes an error row starting with :data:`REFUSED_ERROR`, which no re-run re-sends.
 
 Pairwise mode (:meth:`LLMJudge.compare`) shows two traces in one prompt and asks which
 is better per dimension, in both orders, which is what position-bias audits need.
@@ -43,6 +45,11 @@ from prefdelta.judge.rubric import Rubric, render_pairwise_prompt, render_prompt
 
 TRANSPORT_ERROR = "backend error"
 """How the ``error`` of a row no reply stands behind begins (the request failed in transport)."""
+
+REFUSED_ERROR = "request refused"
+"""How the ``error`` of a row begins when the server refused the request's content (e.g. a
+prompt longer than the model's context, HTTP 400): an error row like an unparseable reply,
+counted against ``max_error_rate``, and not a gap a re-run would re-send."""
 
 
 def is_transport_error(errors: pd.Series) -> pd.Series:
@@ -196,14 +203,10 @@ class LLMJudge:
             for job in pending:
                 res = replies[job.request_id]
                 if res.error is not None or res.finish_reason == "error":
-                    # not retried at a new attempt (a new seed): the next run re-sends this one
-                    done[job.request_id] = (
-                        None,
-                        res.text,
-                        f"{TRANSPORT_ERROR}: {res.error}",
-                        "",
-                        attempt + 1,
-                    )
+                    # not retried at a new attempt (a new seed): the next run re-sends a
+                    # transport fault; a refused request would be refused again
+                    kind = REFUSED_ERROR if res.refused else TRANSPORT_ERROR
+                    done[job.request_id] = (None, res.text, f"{kind}: {res.error}", "", attempt + 1)
                     continue
                 try:
                     scores, method = parse_scores(res.text, self.rubric.names, lo, hi)
